@@ -1,0 +1,76 @@
+"""Every op of the table goes through every check of the harness, for any shapes hypothesis draws."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tinygrad_jp as tg
+from tinygrad_jp import Tensor
+
+from harness import CHECKS, OpSpec, check_backward, check_second_order, unary
+from op_specs import SPECS
+
+
+@pytest.mark.parametrize("check", list(CHECKS), ids=list(CHECKS))
+@pytest.mark.parametrize("spec", SPECS, ids=[s.name for s in SPECS])
+@given(data=st.data())
+def test_op_property(spec, check, data):
+    if check == "second_order" and not spec.second_order:
+        pytest.skip(f"{spec.name} is not twice differentiable")
+    arrays, kwargs = spec.inputs(data)
+    CHECKS[check](spec, arrays, kwargs)
+
+
+class _WrongSquare(tg.Function):
+    def forward(self, x):
+        return x * x
+
+    def backward(self, g, y, x):
+        return g * x  # should be 2 * g * x
+
+
+class _WrongBroadcast(tg.Function):
+    """Right values, but forgets that the engine already summed over broadcast axes."""
+
+    def forward(self, a, b):
+        return a * b
+
+    def backward(self, g, y, a, b):
+        return g * b * 2, g * a
+
+
+WRONG = [
+    OpSpec("wrong_square", lambda x: _WrongSquare()(x), lambda x: x * x, unary()),
+    OpSpec("wrong_mul", lambda a, b: _WrongBroadcast()(a, b), np.multiply, SPECS[2].inputs),
+]
+
+
+@pytest.mark.parametrize("spec", WRONG, ids=[s.name for s in WRONG])
+def test_harness_catches_a_wrong_backward(spec):
+    @given(data=st.data())
+    def run(data):
+        arrays, kwargs = spec.inputs(data)
+        check_backward(spec, arrays, kwargs)
+
+    with pytest.raises(AssertionError):
+        run()
+
+
+def test_harness_catches_a_wrong_second_derivative():
+    class ConstGradSquare(tg.Function):
+        def forward(self, x):
+            return x * x
+
+        def backward(self, g, y, x):
+            return g * 2 * (x.detach() if isinstance(x, Tensor) else x)  # first order right, second order lost
+
+    spec = OpSpec("lost_second_order", lambda x: ConstGradSquare()(x), lambda x: x * x, unary())
+
+    @given(data=st.data())
+    def run(data):
+        arrays, kwargs = spec.inputs(data)
+        check_second_order(spec, arrays, kwargs)
+
+    with pytest.raises(AssertionError):
+        run()

@@ -1,0 +1,145 @@
+"""Layer: パラメータを持つ部品 (層・モデル) の基底クラス。PyTorch の nn.Module に相当する。"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from .tensor import Tensor
+
+
+class Layer:
+    """層の基底クラス。サブクラスは ``forward`` を書き、パラメータを属性に持つ。
+
+    属性に置いた ``requires_grad=True`` の Tensor がパラメータ、Layer が子の層になる。
+    ``register_buffer`` で登録した配列 (BatchNorm の移動平均など) は state_dict に入るが
+    パラメータではない。探索は属性を定義した順 (決定的) に行う。
+    """
+
+    training: bool = True
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must define forward()")
+
+    # ------------------------------------------------------------------ tree walking
+    def _children(self) -> Iterator[tuple[str, Any]]:
+        for key, value in vars(self).items():
+            if isinstance(value, (Layer, Tensor)):
+                yield key, value
+            elif isinstance(value, (list, tuple)) and value and all(isinstance(v, Layer) for v in value):
+                for i, v in enumerate(value):
+                    yield f"{key}.{i}" if key != "_layers" else str(i), v
+
+    def named_children(self) -> Iterator[tuple[str, Layer]]:
+        for key, value in self._children():
+            if isinstance(value, Layer):
+                yield key, value
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Layer]]:
+        """自分とすべての子孫の層を (ドット区切りの名前, 層) で返す。"""
+        yield prefix, self
+        for key, child in self.named_children():
+            yield from child.named_modules(f"{prefix}.{key}" if prefix else key)
+
+    def modules(self) -> Iterator[Layer]:
+        for _, m in self.named_modules():
+            yield m
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
+        """パラメータを ("0.W" のようなドット区切りの名前, Tensor) で、定義順に返す。"""
+        seen: set[int] = set()
+        for mod_name, mod in self.named_modules(prefix):
+            for key, value in vars(mod).items():
+                if isinstance(value, Tensor) and value.requires_grad and id(value) not in seen:
+                    seen.add(id(value))
+                    yield (f"{mod_name}.{key}" if mod_name else key), value
+
+    def parameters(self) -> list[Tensor]:
+        """学習するパラメータのリスト (最適化手法に渡す)。"""
+        return [p for _, p in self.named_parameters()]
+
+    def register_buffer(self, name: str, value: np.ndarray) -> None:
+        """学習しないが保存すべき状態 (移動平均など) を登録する。"""
+        if "_buffer_names" not in vars(self):
+            self._buffer_names: list[str] = []
+        if name not in self._buffer_names:
+            self._buffer_names.append(name)
+        setattr(self, name, value)
+
+    def named_buffers(self) -> Iterator[tuple[str, np.ndarray]]:
+        for mod_name, mod in self.named_modules():
+            for key in vars(mod).get("_buffer_names", []):
+                yield (f"{mod_name}.{key}" if mod_name else key), getattr(mod, key)
+
+    # ------------------------------------------------------------------ modes and grads
+    def zero_grad(self) -> None:
+        """すべてのパラメータの勾配を消す。"""
+        for p in self.parameters():
+            p.grad = None
+
+    def train(self, mode: bool = True) -> Layer:
+        """学習モード (Dropout が働き、BatchNorm がバッチの統計を使う) にする。"""
+        for m in self.modules():
+            m.training = mode
+        return self
+
+    def eval(self) -> Layer:
+        """評価モードにする。"""
+        return self.train(False)
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """パラメータとバッファの名前 → 配列のコピー。"""
+        state = {name: p.data.copy() for name, p in self.named_parameters()}
+        state.update({name: np.array(b, copy=True) for name, b in self.named_buffers()})
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """state_dict を読み込む。名前・形・dtype をすべて先に検査し、食い違えば何も変えずに例外を送出する。"""
+        own = dict(self.named_parameters())
+        buffers = dict(self.named_buffers())
+        expected = list(own) + list(buffers)
+        for name in expected:
+            if name not in state:
+                raise ValueError(f"load_state_dict: missing entry {name!r} (the model has {expected})")
+        for name in state:
+            if name not in own and name not in buffers:
+                raise ValueError(f"load_state_dict: unexpected entry {name!r}; the model has {expected}")
+        arrays = {}
+        for name in expected:
+            target = own[name].data if name in own else np.asarray(buffers[name])
+            value = np.asarray(state[name])
+            if value.shape != target.shape:
+                raise ValueError(
+                    f"load_state_dict: {name!r} has shape {value.shape} in the state but {target.shape} in the model"
+                )
+            if value.dtype.kind not in "fiub" or not np.can_cast(value.dtype, target.dtype, casting="same_kind"):
+                raise ValueError(
+                    f"load_state_dict: {name!r} has dtype {value.dtype} in the state but {target.dtype} in the model"
+                )
+            arrays[name] = value
+        for name, value in arrays.items():
+            if name in own:
+                own[name].data[...] = value
+            else:
+                np.asarray(buffers[name])[...] = value
+
+    # ------------------------------------------------------------------ display
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        children = list(self.named_children())
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        if not children:
+            return head + ")"
+        lines = [head]
+        for key, child in children:
+            body = repr(child).replace("\n", "\n  ")
+            lines.append(f"  ({key}): {body}")
+        return "\n".join(lines) + "\n)"

@@ -1,0 +1,523 @@
+"""演算: 各演算の順伝播と逆伝播を隣り合わせに書いた Function のサブクラス。
+
+逆伝播の式は演算子とこのモジュールの関数 (``exp``, ``where`` など) だけで書いてあるので、
+numpy 配列にも Tensor にもそのまま使える。Tensor で呼べば逆伝播自体がグラフになり、
+2 階微分が得られる。ブロードキャストの和はエンジン (``autograd.unbroadcast``) が一か所で行う。
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .autograd import Function
+from .tensor import Tensor
+
+
+# ---------------------------------------------------------------------- dual helpers
+# Each works on an ndarray (returns an ndarray) and on a Tensor (returns a differentiable Tensor).
+def exp(x):
+    """e^x (ndarray でも Tensor でもよい)。"""
+    return x.exp() if isinstance(x, Tensor) else np.exp(x)
+
+
+def log(x):
+    """自然対数 (ndarray でも Tensor でもよい)。"""
+    return x.log() if isinstance(x, Tensor) else np.log(x)
+
+
+def sqrt(x):
+    """平方根 (ndarray でも Tensor でもよい)。"""
+    return x.sqrt() if isinstance(x, Tensor) else np.sqrt(x)
+
+
+def sin(x):
+    """sin (ndarray でも Tensor でもよい)。"""
+    return x.sin() if isinstance(x, Tensor) else np.sin(x)
+
+
+def cos(x):
+    """cos (ndarray でも Tensor でもよい)。"""
+    return x.cos() if isinstance(x, Tensor) else np.cos(x)
+
+
+def tanh(x):
+    """tanh (ndarray でも Tensor でもよい)。"""
+    return x.tanh() if isinstance(x, Tensor) else np.tanh(x)
+
+
+def maximum(a, b):
+    """要素ごとの最大値。どちらかが Tensor なら微分可能な Tensor を返す。"""
+    if isinstance(a, Tensor):
+        return a.maximum(b)
+    if isinstance(b, Tensor):
+        return b._lift(a).maximum(b)
+    return np.maximum(a, b)
+
+
+def minimum(a, b):
+    """要素ごとの最小値。どちらかが Tensor なら微分可能な Tensor を返す。"""
+    if isinstance(a, Tensor):
+        return a.minimum(b)
+    if isinstance(b, Tensor):
+        return b._lift(a).minimum(b)
+    return np.minimum(a, b)
+
+
+def where(cond, a, b):
+    """``cond`` が真の位置は a、偽の位置は b。a, b について微分可能 (cond は定数)。"""
+    cond = np.asarray(cond.data if isinstance(cond, Tensor) else cond, dtype=bool)
+    if isinstance(a, Tensor) or isinstance(b, Tensor):
+        ref = a if isinstance(a, Tensor) else b
+        return Where(cond)(ref._lift(a), ref._lift(b))
+    return np.where(cond, a, b)
+
+
+def broadcast_to(x, shape):
+    return x.broadcast_to(shape) if isinstance(x, Tensor) else np.broadcast_to(x, shape)
+
+
+def _const(x):
+    """The value of x with no graph: gradients never flow through masks and signs."""
+    return x.data if isinstance(x, Tensor) else x
+
+
+# ---------------------------------------------------------------------- arithmetic
+class Add(Function):
+    def forward(self, a, b):
+        return a + b
+
+    def backward(self, g, y, a, b):
+        return g, g
+
+
+class Sub(Function):
+    def forward(self, a, b):
+        return a - b
+
+    def backward(self, g, y, a, b):
+        return g, (-g if self.needs[1] else None)
+
+
+class Mul(Function):
+    def forward(self, a, b):
+        return a * b
+
+    def backward(self, g, y, a, b):
+        return (g * b if self.needs[0] else None), (g * a if self.needs[1] else None)
+
+
+class Div(Function):
+    def forward(self, a, b):
+        return a / b
+
+    def backward(self, g, y, a, b):
+        ga = g / b
+        return (ga if self.needs[0] else None), (-ga * y if self.needs[1] else None)
+
+
+class Pow(Function):
+    """a ** b。b についての勾配 (a^b log a) は a > 0 でだけ定義される。"""
+
+    def forward(self, a, b):
+        return a**b
+
+    def backward(self, g, y, a, b):
+        ga = g * b * a ** (b - 1) if self.needs[0] else None
+        gb = g * y * log(a) if self.needs[1] else None
+        return ga, gb
+
+
+class Neg(Function):
+    def forward(self, a):
+        return -a
+
+    def backward(self, g, y, a):
+        return -g
+
+
+class Abs(Function):
+    def forward(self, a):
+        return np.abs(a)
+
+    def backward(self, g, y, a):
+        return g * np.sign(_const(a))
+
+
+class Exp(Function):
+    def forward(self, a):
+        return np.exp(a)
+
+    def backward(self, g, y, a):
+        return g * y
+
+
+class Log(Function):
+    def forward(self, a):
+        return np.log(a)
+
+    def backward(self, g, y, a):
+        return g / a
+
+
+class Sqrt(Function):
+    def forward(self, a):
+        return np.sqrt(a)
+
+    def backward(self, g, y, a):
+        return g / (y * 2)
+
+
+class Sin(Function):
+    def forward(self, a):
+        return np.sin(a)
+
+    def backward(self, g, y, a):
+        return g * cos(a)
+
+
+class Cos(Function):
+    def forward(self, a):
+        return np.cos(a)
+
+    def backward(self, g, y, a):
+        return -g * sin(a)
+
+
+class Clip(Function):
+    """区間 [lo, hi] に切り詰める。はみ出した要素には勾配が流れない。"""
+
+    def __init__(self, lo, hi):
+        self.lo, self.hi = lo, hi
+
+    def forward(self, a):
+        return np.clip(a, self.lo, self.hi)
+
+    def backward(self, g, y, a):
+        a = _const(a)
+        inside = np.ones(a.shape, dtype=bool)
+        if self.lo is not None:
+            inside &= a >= self.lo
+        if self.hi is not None:
+            inside &= a <= self.hi
+        return g * inside
+
+
+class Maximum(Function):
+    """要素ごとの max(a, b)。等しいところの勾配は a に流す。"""
+
+    def forward(self, a, b):
+        return np.maximum(a, b)
+
+    def backward(self, g, y, a, b):
+        take_a = _const(a) >= _const(b)
+        return (g * take_a if self.needs[0] else None), (g * ~take_a if self.needs[1] else None)
+
+
+class Minimum(Function):
+    """要素ごとの min(a, b)。等しいところの勾配は a に流す。"""
+
+    def forward(self, a, b):
+        return np.minimum(a, b)
+
+    def backward(self, g, y, a, b):
+        take_a = _const(a) <= _const(b)
+        return (g * take_a if self.needs[0] else None), (g * ~take_a if self.needs[1] else None)
+
+
+class Where(Function):
+    def __init__(self, cond: np.ndarray):
+        self.cond = cond
+
+    def forward(self, a, b):
+        return np.where(self.cond, a, b)
+
+    def backward(self, g, y, a, b):
+        return (g * self.cond if self.needs[0] else None), (g * ~self.cond if self.needs[1] else None)
+
+
+class Cast(Function):
+    def __init__(self, dtype):
+        self.dtype = np.dtype(dtype)
+
+    def forward(self, a):
+        self.src = a.dtype
+        return a.astype(self.dtype)
+
+    def backward(self, g, y, a):
+        return g.astype(self.src)
+
+
+class MatMul(Function):
+    """行列積 a @ b (2 次元以上。バッチ次元はブロードキャストされる)。"""
+
+    def forward(self, a, b):
+        return a @ b
+
+    def backward(self, g, y, a, b):
+        ga = g @ b.swapaxes(-1, -2) if self.needs[0] else None
+        gb = a.swapaxes(-1, -2) @ g if self.needs[1] else None
+        return ga, gb
+
+
+def matmul(a: Tensor, b: Tensor) -> Tensor:
+    """numpy と同じ規則の行列積。1 次元の被演算子は行列にしてから掛け、その軸を落とす。"""
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul: operands must have at least one dimension, got shapes {a.shape} and {b.shape}")
+    if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
+        raise ValueError(
+            f"matmul: shapes {a.shape} and {b.shape} are not aligned: the left operand's last "
+            f"dimension ({a.shape[-1]}) must equal the right operand's "
+            f"{'second-to-last' if b.ndim > 1 else 'only'} dimension ({b.shape[-2 if b.ndim > 1 else 0]})"
+        )
+    if a.ndim > 1 and b.ndim > 1:
+        return MatMul()(a, b)
+    out = MatMul()(a.reshape(1, -1) if a.ndim == 1 else a, b.reshape(-1, 1) if b.ndim == 1 else b)
+    drop = {out.ndim - 2} if a.ndim == 1 else set()
+    if b.ndim == 1:
+        drop.add(out.ndim - 1)
+    return out.reshape(tuple(n for i, n in enumerate(out.shape) if i not in drop))
+
+
+# ---------------------------------------------------------------------- reductions
+def _kept_shape(shape: tuple, axis) -> tuple:
+    """The shape a reduction over `axis` has with keepdims=True."""
+    if axis is None:
+        return (1,) * len(shape)
+    axes = (axis,) if isinstance(axis, int) else axis
+    axes = {ax % len(shape) for ax in axes} if shape else set()
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+class _Reduce(Function):
+    def __init__(self, axis=None, keepdims: bool = False):
+        if isinstance(axis, list):
+            axis = tuple(axis)
+        self.axis, self.keepdims = axis, keepdims
+
+    def _expand(self, g, in_shape):
+        """Put back the reduced axes (as size 1) so that g broadcasts against the input."""
+        return g if self.keepdims else g.reshape(_kept_shape(in_shape, self.axis))
+
+
+class Sum(_Reduce):
+    def forward(self, a):
+        return a.sum(axis=self.axis, keepdims=self.keepdims)
+
+    def backward(self, g, y, a):
+        return broadcast_to(self._expand(g, a.shape), a.shape)
+
+
+class Mean(_Reduce):
+    def forward(self, a):
+        return a.mean(axis=self.axis, keepdims=self.keepdims)
+
+    def backward(self, g, y, a):
+        n = a.size // max(y.size, 1) if a.size else 1
+        return broadcast_to(self._expand(g, a.shape) / n, a.shape)
+
+
+class Extremum(_Reduce):
+    """max / min による縮約。最大 (最小) が複数あれば勾配を等分する。"""
+
+    def __init__(self, reducer, axis=None, keepdims: bool = False):
+        super().__init__(axis, keepdims)
+        self.reducer = reducer
+
+    @property
+    def name(self) -> str:
+        return "Max" if self.reducer is np.max else "Min"
+
+    def forward(self, a):
+        if a.size == 0:
+            raise ValueError(f"{self.name.lower()}() of an empty tensor")
+        return self.reducer(a, axis=self.axis, keepdims=self.keepdims)
+
+    def backward(self, g, y, a):
+        hit = _const(a) == self._expand(_const(y), a.shape)
+        share = hit / hit.sum(axis=self.axis, keepdims=True)
+        return self._expand(g, a.shape) * share.astype(a.dtype)
+
+
+def var(x: Tensor, axis=None, keepdims: bool = False, ddof: int = 0) -> Tensor:
+    """分散 = 平均からの偏差の 2 乗の平均 (ddof で分母を N - ddof にする)。"""
+    d = x - x.mean(axis=axis, keepdims=True)
+    n = x.size // max(x.mean(axis=axis, keepdims=keepdims).size, 1)
+    if n - ddof <= 0:
+        raise ValueError(f"var: ddof={ddof} leaves no degrees of freedom for {n} values")
+    return (d * d).sum(axis=axis, keepdims=keepdims) / (n - ddof)
+
+
+# ---------------------------------------------------------------------- shape
+class Reshape(Function):
+    def __init__(self, shape: tuple):
+        self.shape = shape
+
+    def forward(self, a):
+        try:
+            return a.reshape(self.shape)
+        except ValueError:
+            raise ValueError(
+                f"reshape: cannot reshape a tensor of shape {a.shape} ({a.size} elements) into {self.shape}"
+            ) from None
+
+    def backward(self, g, y, a):
+        return g.reshape(a.shape)
+
+
+class Transpose(Function):
+    def __init__(self, axes):
+        self.axes = axes
+
+    def forward(self, a):
+        return a.transpose(self.axes)
+
+    def backward(self, g, y, a):
+        if self.axes is None:
+            return g.transpose()
+        return g.transpose(tuple(np.argsort(self.axes)))
+
+
+class BroadcastTo(Function):
+    def __init__(self, shape: tuple):
+        self.shape = shape
+
+    def forward(self, a):
+        return np.broadcast_to(a, self.shape)
+
+    def backward(self, g, y, a):
+        return g  # the engine sums g back to a's shape
+
+
+def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    if x.ndim == 0:
+        return x.reshape(1)
+    s, e = start_dim % x.ndim, end_dim % x.ndim
+    if s > e:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for {x.ndim} dimensions")
+    return x.reshape(x.shape[:s] + (-1,) + x.shape[e + 1:])
+
+
+def squeeze(x: Tensor, axis=None) -> Tensor:
+    if axis is None:
+        return x.reshape(tuple(n for n in x.shape if n != 1))
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    axes = {a % x.ndim for a in axes}
+    for a in sorted(axes):
+        if x.shape[a] != 1:
+            raise ValueError(f"squeeze: axis {a} has size {x.shape[a]}, not 1 (shape {x.shape})")
+    return x.reshape(tuple(n for i, n in enumerate(x.shape) if i not in axes))
+
+
+def unsqueeze(x: Tensor, axis: int) -> Tensor:
+    if not -x.ndim - 1 <= axis <= x.ndim:
+        raise ValueError(f"unsqueeze: axis {axis} is out of range for a tensor with {x.ndim} dimensions")
+    axis = axis % (x.ndim + 1)
+    return x.reshape(x.shape[:axis] + (1,) + x.shape[axis:])
+
+
+class Concatenate(Function):
+    def __init__(self, axis: int):
+        self.axis = axis
+
+    def forward(self, *arrays):
+        return np.concatenate(arrays, axis=self.axis)
+
+    def backward(self, g, y, *xs):
+        axis = self.axis % g.ndim
+        grads, start = [], 0
+        for x, need in zip(xs, self.needs):
+            stop = start + x.shape[axis]
+            grads.append(g[(slice(None),) * axis + (slice(start, stop),)] if need else None)
+            start = stop
+        return tuple(grads)
+
+
+class Stack(Function):
+    def __init__(self, axis: int):
+        self.axis = axis
+
+    def forward(self, *arrays):
+        return np.stack(arrays, axis=self.axis)
+
+    def backward(self, g, y, *xs):
+        axis = self.axis % g.ndim
+        return tuple(g[(slice(None),) * axis + (i,)] if need else None for i, need in enumerate(self.needs))
+
+
+def _lift_all(tensors: Sequence[Any]) -> list[Tensor]:
+    if len(tensors) == 0:
+        raise ValueError("need at least one tensor")
+    ref = next((t for t in tensors if isinstance(t, Tensor)), None)
+    if ref is None:
+        ref = Tensor(np.asarray(tensors[0]))
+    return [ref._lift(t) for t in tensors]
+
+
+def concatenate(tensors: Sequence[Any], axis: int = 0) -> Tensor:
+    """テンソルを既存の軸 ``axis`` に沿ってつなげる。"""
+    return Concatenate(axis)(*_lift_all(tensors))
+
+
+def stack(tensors: Sequence[Any], axis: int = 0) -> Tensor:
+    """テンソルを新しい軸 ``axis`` に沿って積み重ねる。"""
+    return Stack(axis)(*_lift_all(tensors))
+
+
+# ---------------------------------------------------------------------- indexing
+def _is_basic(index: Any) -> bool:
+    """Basic indexing (ints, slices, None, ...) never repeats an element, so plain assignment scatters it."""
+    items = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(i, (int, slice, type(None), type(Ellipsis))) for i in items)
+
+
+def _normalize_index(index: Any) -> Any:
+    if isinstance(index, tuple):
+        return tuple(_normalize_index(i) for i in index)
+    if isinstance(index, Tensor):
+        return index.data
+    if isinstance(index, list):
+        return np.asarray(index)
+    return index
+
+
+def _scatter_numpy(g: np.ndarray, index: Any, shape: tuple) -> np.ndarray:
+    out = np.zeros(shape, dtype=g.dtype)
+    if _is_basic(index):
+        out[index] = g
+    else:
+        np.add.at(out, index, g)  # repeated indices accumulate
+    return out
+
+
+class GetItem(Function):
+    """``x[index]``。整数配列で同じ要素を何度取り出しても、勾配はすべて足し合わされる。"""
+
+    def __init__(self, index: Any):
+        self.index = _normalize_index(index)
+
+    def forward(self, a):
+        try:
+            return a[self.index]
+        except IndexError as e:
+            raise IndexError(f"index {self.index!r} is out of range for a tensor of shape {a.shape}: {e}") from None
+
+    def backward(self, g, y, a):
+        if isinstance(g, Tensor):
+            return ScatterAdd(self.index, a.shape)(g)
+        return _scatter_numpy(g, self.index, a.shape)
+
+
+class ScatterAdd(Function):
+    """GetItem の逆伝播を微分可能にするための演算: g を ``shape`` のゼロ配列の ``index`` に足す。"""
+
+    def __init__(self, index: Any, shape: tuple):
+        self.index, self.shape = index, shape
+
+    def forward(self, g):
+        return _scatter_numpy(g, self.index, self.shape)
+
+    def backward(self, gg, y, g):
+        return gg[self.index]

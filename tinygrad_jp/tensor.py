@@ -1,0 +1,422 @@
+"""Tensor: numpy 配列に勾配と計算グラフを持たせた、tinygrad_jp の中心となるクラス。
+
+dtype の規則:
+
+* ndarray から作った Tensor はその dtype を保つ。
+* Python の float・int・list から作った Tensor は既定の浮動小数点型 (float32) になる。
+  既定は ``set_default_dtype`` で変えられる。
+* Tensor と Python のスカラーの演算は Tensor の dtype を保つ (float32 × 2.0 は float32)。
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import numpy as np
+
+_default_dtype = np.dtype(np.float32)
+
+
+def set_default_dtype(dtype: Any) -> None:
+    """Python の数値やリストから作る Tensor の dtype を設定する (float32 または float64)。"""
+    global _default_dtype
+    dt = np.dtype(dtype)
+    if dt.kind != "f":
+        raise TypeError(f"default dtype must be a floating-point type, got {dt}")
+    _default_dtype = dt
+
+
+def get_default_dtype() -> np.dtype:
+    """現在の既定の浮動小数点型を返す。"""
+    return _default_dtype
+
+
+def _scalar_array(x: Any, dtype: np.dtype) -> np.ndarray:
+    """A Python scalar as a 0-d array whose dtype follows numpy's rule for weak scalars."""
+    if dtype.kind == "f" or (dtype.kind in "iu" and type(x) is int):
+        try:
+            return np.asarray(x, dtype=dtype)
+        except OverflowError:
+            pass
+    return np.asarray(x, dtype=np.result_type(dtype, x))
+
+
+class Tensor:
+    """勾配を追跡できる多次元配列。
+
+    ``Tensor(data, requires_grad=False, dtype=None, name=None)``
+
+    ``data`` は numpy 配列 (最適化手法はこれをその場で書き換える)、``grad`` は同じ形の
+    numpy 配列 (``backward`` で加算される) か None。
+    """
+
+    __slots__ = ("__weakref__", "_ctx", "_hooks", "_retain", "data", "grad", "name", "requires_grad")
+    # numpy must hand binary operators back to Tensor instead of treating it as an object array.
+    __array_ufunc__ = None
+
+    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, name: str | None = None):
+        if isinstance(data, Tensor):
+            data = data.data
+        if dtype is not None:
+            arr = np.array(data, dtype=dtype)
+        elif isinstance(data, np.ndarray):
+            # A parameter owns its memory, so an optimizer never writes into the caller's array.
+            arr = data.copy() if requires_grad else data
+        elif isinstance(data, np.generic):
+            arr = np.asarray(data)
+        else:
+            arr = np.array(data, dtype=_default_dtype)
+            if arr.dtype == object:
+                raise TypeError(f"Tensor data must be numeric, got {type(data).__name__} that numpy stores as objects")
+        if requires_grad and arr.dtype.kind != "f":
+            raise TypeError(
+                f"only floating-point tensors can require gradients, got dtype {arr.dtype}; "
+                "build it from floats or pass dtype=np.float32"
+            )
+        self.data = arr
+        self.grad = None
+        self.requires_grad = bool(requires_grad)
+        self._ctx = None
+        self.name = name
+        self._hooks = None
+        self._retain = False
+
+    @staticmethod
+    def _make(data: np.ndarray, ctx: Any) -> Tensor:
+        """Wrap the result of an op without any checks (the hot path)."""
+        t = object.__new__(Tensor)
+        t.data = data
+        t.grad = None
+        t.requires_grad = ctx is not None
+        t._ctx = ctx
+        t.name = None
+        t._hooks = None
+        t._retain = False
+        return t
+
+    # ------------------------------------------------------------------ attributes
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def is_leaf(self) -> bool:
+        """ユーザーが作ったテンソル (演算の結果でない) なら True。"""
+        return self._ctx is None
+
+    @property
+    def grad_fn(self):
+        """このテンソルを作った演算 (Function)。葉なら None。"""
+        return self._ctx
+
+    @property
+    def T(self) -> Tensor:
+        return self.transpose()
+
+    def item(self) -> float:
+        """要素が 1 つのテンソルを Python の数値として返す。"""
+        if self.data.size != 1:
+            raise ValueError(f"item() needs a tensor with exactly one element, got shape {self.shape}")
+        return self.data.item()
+
+    def numpy(self) -> np.ndarray:
+        """中身の numpy 配列 (コピーではない) を返す。"""
+        return self.data
+
+    def detach(self) -> Tensor:
+        """同じデータを持ち、グラフから切り離されたテンソルを返す。"""
+        return Tensor._make(self.data, None)
+
+    def zero_grad(self) -> None:
+        """勾配を消す (PyTorch と同じく None にする)。"""
+        self.grad = None
+
+    def requires_grad_(self, flag: bool = True) -> Tensor:
+        if flag and self.data.dtype.kind != "f":
+            raise TypeError(f"only floating-point tensors can require gradients, got dtype {self.dtype}")
+        if self._ctx is not None and not flag:
+            raise RuntimeError("requires_grad can only be switched off on a leaf tensor; use detach()")
+        self.requires_grad = bool(flag)
+        return self
+
+    def retain_grad(self) -> None:
+        """途中のテンソルでも backward 後に ``.grad`` を残す。"""
+        self._retain = True
+
+    def register_hook(self, fn):
+        """勾配が計算されたときに ``fn(grad)`` を呼ぶ。fn が値を返せばそれが勾配になる。
+
+        戻り値の ``remove()`` でフックを外せる。
+        """
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that does not require grad")
+        if self._hooks is None:
+            self._hooks = []
+        self._hooks.append(fn)
+        return _HookHandle(self._hooks, fn)
+
+    def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
+        """このテンソルから逆伝播し、葉テンソルの ``.grad`` に勾配を加算する。"""
+        autograd.backward(self, grad, retain_graph)
+
+    # ------------------------------------------------------------------ python protocol
+    def __len__(self) -> int:
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return len(self.data)
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    def __bool__(self) -> bool:
+        return bool(self.data)
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __array__(self, dtype=None, copy=None):
+        if _forbid_array:
+            raise TypeError("a numpy function was given a Tensor here; use tinygrad_jp.ops functions instead")
+        if dtype is None:
+            return self.data
+        return self.data.astype(dtype)
+
+    __hash__ = object.__hash__
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, separator=", ", prefix="Tensor(", precision=4)
+        extra = []
+        if self.data.dtype != _default_dtype:
+            extra.append(f"dtype={self.data.dtype}")
+        if self._ctx is not None:
+            extra.append(f"grad_fn=<{self._ctx.name}>")
+        elif self.requires_grad:
+            extra.append("requires_grad=True")
+        if self.name is not None:
+            extra.append(f"name={self.name!r}")
+        return "Tensor(" + ", ".join([body] + extra) + ")"
+
+    # ------------------------------------------------------------------ arithmetic
+    def _lift(self, other: Any) -> Tensor:
+        if isinstance(other, Tensor):
+            return other
+        if isinstance(other, np.ndarray):
+            return Tensor._make(other, None)
+        if isinstance(other, (int, float)):
+            return Tensor._make(_scalar_array(other, self.data.dtype), None)
+        if isinstance(other, np.generic):
+            return Tensor._make(np.asarray(other), None)
+        if isinstance(other, (list, tuple)):
+            return Tensor._make(np.array(other, dtype=self.data.dtype if self.data.dtype.kind == "f" else None), None)
+        raise TypeError(f"unsupported operand: expected a Tensor, ndarray or number, got {type(other).__name__}")
+
+    def __add__(self, other):
+        return ops.Add()(self, self._lift(other))
+
+    def __radd__(self, other):
+        return ops.Add()(self._lift(other), self)
+
+    def __sub__(self, other):
+        return ops.Sub()(self, self._lift(other))
+
+    def __rsub__(self, other):
+        return ops.Sub()(self._lift(other), self)
+
+    def __mul__(self, other):
+        return ops.Mul()(self, self._lift(other))
+
+    def __rmul__(self, other):
+        return ops.Mul()(self._lift(other), self)
+
+    def __truediv__(self, other):
+        return ops.Div()(self, self._lift(other))
+
+    def __rtruediv__(self, other):
+        return ops.Div()(self._lift(other), self)
+
+    def __pow__(self, other):
+        return ops.Pow()(self, self._lift(other))
+
+    def __rpow__(self, other):
+        return ops.Pow()(self._lift(other), self)
+
+    def __matmul__(self, other):
+        return ops.matmul(self, self._lift(other))
+
+    def __rmatmul__(self, other):
+        return ops.matmul(self._lift(other), self)
+
+    def __neg__(self):
+        return ops.Neg()(self)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return ops.Abs()(self)
+
+    # Comparisons are not differentiable: they return boolean ndarrays.
+    def __lt__(self, other):
+        return self.data < _raw(other)
+
+    def __le__(self, other):
+        return self.data <= _raw(other)
+
+    def __gt__(self, other):
+        return self.data > _raw(other)
+
+    def __ge__(self, other):
+        return self.data >= _raw(other)
+
+    def __eq__(self, other):
+        return self.data == _raw(other)
+
+    def __ne__(self, other):
+        return self.data != _raw(other)
+
+    def __getitem__(self, index):
+        return ops.GetItem(index)(self)
+
+    # ------------------------------------------------------------------ elementwise
+    def abs(self) -> Tensor:
+        return ops.Abs()(self)
+
+    def exp(self) -> Tensor:
+        return ops.Exp()(self)
+
+    def log(self) -> Tensor:
+        return ops.Log()(self)
+
+    def sqrt(self) -> Tensor:
+        return ops.Sqrt()(self)
+
+    def sin(self) -> Tensor:
+        return ops.Sin()(self)
+
+    def cos(self) -> Tensor:
+        return ops.Cos()(self)
+
+    def tanh(self) -> Tensor:
+        return activations.TANH(self)
+
+    def sigmoid(self) -> Tensor:
+        return activations.SIGMOID(self)
+
+    def relu(self) -> Tensor:
+        return activations.RELU(self)
+
+    def clip(self, min: float | None = None, max: float | None = None) -> Tensor:
+        return ops.Clip(min, max)(self)
+
+    def maximum(self, other) -> Tensor:
+        return ops.Maximum()(self, self._lift(other))
+
+    def minimum(self, other) -> Tensor:
+        return ops.Minimum()(self, self._lift(other))
+
+    def astype(self, dtype) -> Tensor:
+        """dtype を変える (微分可能: 勾配は元の dtype に戻される)。"""
+        return ops.Cast(dtype)(self)
+
+    # ------------------------------------------------------------------ reductions
+    def sum(self, axis=None, keepdims: bool = False) -> Tensor:
+        return ops.Sum(axis, keepdims)(self)
+
+    def mean(self, axis=None, keepdims: bool = False) -> Tensor:
+        return ops.Mean(axis, keepdims)(self)
+
+    def max(self, axis=None, keepdims: bool = False) -> Tensor:
+        return ops.Extremum(np.max, axis, keepdims)(self)
+
+    def min(self, axis=None, keepdims: bool = False) -> Tensor:
+        return ops.Extremum(np.min, axis, keepdims)(self)
+
+    def var(self, axis=None, keepdims: bool = False, ddof: int = 0) -> Tensor:
+        """分散 (numpy と同じく既定は ddof=0、つまり N で割る)。"""
+        return ops.var(self, axis, keepdims, ddof)
+
+    def argmax(self, axis=None) -> np.ndarray:
+        return self.data.argmax(axis=axis)
+
+    def argmin(self, axis=None) -> np.ndarray:
+        return self.data.argmin(axis=axis)
+
+    # ------------------------------------------------------------------ shape
+    def reshape(self, *shape) -> Tensor:
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return ops.Reshape(shape)(self)
+
+    def transpose(self, *axes) -> Tensor:
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        return ops.Transpose(axes or None)(self)
+
+    def swapaxes(self, axis1: int, axis2: int) -> Tensor:
+        axes = list(range(self.ndim))
+        axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
+        return ops.Transpose(tuple(axes))(self)
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+        """start_dim から end_dim までの軸を 1 つにまとめる (PyTorch と同じ)。"""
+        return ops.flatten(self, start_dim, end_dim)
+
+    def squeeze(self, axis=None) -> Tensor:
+        return ops.squeeze(self, axis)
+
+    def unsqueeze(self, axis: int) -> Tensor:
+        return ops.unsqueeze(self, axis)
+
+    def broadcast_to(self, shape) -> Tensor:
+        return ops.BroadcastTo(tuple(shape))(self)
+
+
+_forbid_array = False
+
+
+@contextlib.contextmanager
+def array_conversion_forbidden():
+    """Make np.asarray(tensor) raise, so that numpy code cannot silently cut a graph."""
+    global _forbid_array
+    saved, _forbid_array = _forbid_array, True
+    try:
+        yield
+    finally:
+        _forbid_array = saved
+
+
+def _raw(x: Any) -> Any:
+    return x.data if isinstance(x, Tensor) else x
+
+
+class _HookHandle:
+    __slots__ = ("_fn", "_hooks")
+
+    def __init__(self, hooks: list, fn):
+        self._hooks = hooks
+        self._fn = fn
+
+    def remove(self) -> None:
+        if self._fn in self._hooks:
+            self._hooks.remove(self._fn)
+
+
+# Imported last: these modules build on Tensor.
+from . import activations, autograd, ops  # noqa: E402
