@@ -123,3 +123,21 @@ class ReLU(Activation):
 SIGMOID = Sigmoid()
 TANH = Tanh()
 RELU = ReLU()
+
+
+def get(name: str | Activation | type) -> Activation:
+    """名前 ("relu" など)・クラス・インスタンスのどれからでも活性化関数のインスタンスを返す。"""
+    if isinstance(name, Activation):
+        return name
+    if isinstance(name, type) and issubclass(name, Activation):
+        return name()
+    key = str(name).lower().replace("_", "").replace(" ", "")
+    for cls in _registry():
+        if cls.__name__.lower() == key:
+            return cls()
+    names = sorted(cls.__name__.lower() for cls in _registry())
+    raise ValueError(f"unknown activation {name!r}; expected one of {names} or an Activation")
+
+
+def _registry() -> list[type]:
+    return [c for c in globals().values() if isinstance(c, type) and issubclass(c, Activation) and c is not Activation]
