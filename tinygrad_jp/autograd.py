@@ -119,8 +119,17 @@ class Function:
         return f"<{self.name}>"
 
     def __call__(self, *inputs: Tensor) -> Tensor:
+        # One and two inputs are spelled out: this is the hot path of every op.
+        n = len(inputs)
         try:
-            out = self.forward(*[t.data for t in inputs])
+            if n == 2:
+                a, b = inputs
+                out = self.forward(a.data, b.data)
+            elif n == 1:
+                a = inputs[0]
+                out = self.forward(a.data)
+            else:
+                out = self.forward(*[t.data for t in inputs])
         except ValueError as e:
             shapes = ", ".join(str(t.shape) for t in inputs)
             raise ValueError(f"{self.name}: cannot apply to inputs of shapes {shapes}: {e}") from None
@@ -129,7 +138,12 @@ class Function:
         if _anomaly:
             _check_finite(out, f"the forward output of {self.name}")
         if _grad_enabled:
-            needs = tuple([t.requires_grad for t in inputs])
+            if n == 2:
+                needs = (a.requires_grad, b.requires_grad)
+            elif n == 1:
+                needs = (a.requires_grad,)
+            else:
+                needs = tuple([t.requires_grad for t in inputs])
             if True in needs:
                 self.parents = inputs
                 self.needs = needs
@@ -192,87 +206,128 @@ def _as_grad(grad: Any, like: Tensor) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- engine
-def _run(roots, root_grads, retain_graph: bool, create_graph: bool, targets=None):
-    """The engine. Without targets: accumulate into leaves' .grad. With targets: return their grads."""
+def _call_hooks(node: Tensor, g):
+    for hook in node._hooks:
+        res = hook(g)
+        if res is not None:
+            g = res
+    return g
+
+
+def _run(roots, root_grads, retain_graph: bool, targets=None):
+    """The engine on ndarrays. Without targets: accumulate into leaves' .grad; with targets: return their grads.
+
+    A gradient is updated in place only when this run created it (``owned``); one that may be
+    shared (``g`` passed through by Add, a view of ``g``, a user's array) is copied first.
+    """
     order = toposort(roots)
-    grads: dict[int, Any] = {}
-    owned: set[int] = set()  # ids of arrays this run created and may update in place
+    grads: dict[int, np.ndarray] = {}
+    owned: set[int] = set()
     for r, g in zip(roots, root_grads):
         if r.requires_grad:
-            _accumulate(grads, owned, r, g, False, create_graph)
+            prev = grads.get(id(r))
+            grads[id(r)] = g if prev is None else prev + g
     captured = {} if targets is not None else None
     for node in order:
         key = id(node)
         g = grads.pop(key, None)
         if g is None:
             continue
-        is_owned = key in owned
-        owned.discard(key)
         if node._hooks:
-            for hook in node._hooks:
-                res = hook(g)
-                if res is not None:
-                    g, is_owned = res, False
+            g = _call_hooks(node, g)
+            owned.discard(key)
         fn = node._ctx
         if captured is not None:
             if key in targets:
                 captured[key] = g
         elif fn is None or node._retain:
-            _store_grad(node, g, is_owned)
+            if node.grad is None:
+                node.grad = g if key in owned else np.array(g, dtype=node.data.dtype)
+            else:
+                node.grad += g
         if fn is None:
             continue
         parents = fn.parents
         if parents is None:
             raise _released_error(fn)
-        if create_graph:
-            gs = fn.backward(g, node, *parents)
+        if len(parents) == 2:
+            gs = fn.backward(g, node.data, parents[0].data, parents[1].data)
+        elif len(parents) == 1:
+            gs = fn.backward(g, node.data, parents[0].data)
         else:
             gs = fn.backward(g, node.data, *[p.data for p in parents])
         if type(gs) is not tuple:
             gs = (gs,)
         for p, gp, need in zip(parents, gs, fn.needs):
-            if not need or gp is None:
+            if gp is None or not need:
                 continue
-            if not create_graph:
-                if type(gp) is not np.ndarray:
-                    gp = np.asarray(gp)
-                if _anomaly:
-                    _check_finite(gp, f"the gradient computed by {fn.name}.backward")
-                fresh = gp is not g and gp.base is None
+            if type(gp) is not np.ndarray:
+                gp = np.asarray(gp)
+            if _anomaly:
+                _check_finite(gp, f"the gradient computed by {fn.name}.backward")
+            data = p.data
+            if gp.shape != data.shape:
+                gp = unbroadcast(gp, data.shape)
+                fresh = True
             else:
-                fresh = False
-            gp = unbroadcast(gp, p.data.shape)
-            _accumulate(grads, owned, p, gp, fresh, create_graph)
+                fresh = gp is not g and gp.base is None
+            if gp.dtype is not data.dtype and gp.dtype != data.dtype:
+                gp = gp.astype(data.dtype)
+                fresh = True
+            pk = id(p)
+            prev = grads.get(pk)
+            if prev is None:
+                grads[pk] = gp
+                if fresh:
+                    owned.add(pk)
+            elif pk in owned:
+                prev += gp
+            else:
+                total = prev + gp
+                grads[pk] = total if type(total) is np.ndarray else np.asarray(total)  # 0-d sums give scalars
+                owned.add(pk)
         if not retain_graph:
             fn.parents = None
     return captured
 
 
-def _accumulate(grads: dict, owned: set, node: Tensor, g, fresh: bool, create_graph: bool) -> None:
-    key = id(node)
-    if not create_graph and g.dtype != node.data.dtype:
-        g = g.astype(node.data.dtype)
-        fresh = True
-    prev = grads.get(key)
-    if prev is None:
-        grads[key] = g
-        if fresh:
-            owned.add(key)
-    elif key in owned:
-        prev += g
-    elif create_graph:
-        grads[key] = prev + g
-    else:
-        total = prev + g
-        grads[key] = total if type(total) is np.ndarray else np.asarray(total)  # 0-d sums give scalars
-        owned.add(key)
-
-
-def _store_grad(node: Tensor, g: np.ndarray, is_owned: bool) -> None:
-    if node.grad is None:
-        node.grad = g if is_owned else np.array(g, dtype=node.data.dtype)
-    else:
-        node.grad += g
+def _run_graph(roots, root_grads, retain_graph: bool, targets):
+    """The engine on Tensors (create_graph=True): every backward is recorded, so gradients are differentiable."""
+    order = toposort(roots)
+    grads: dict[int, Tensor] = {}
+    for r, g in zip(roots, root_grads):
+        if r.requires_grad:
+            prev = grads.get(id(r))
+            grads[id(r)] = g if prev is None else prev + g
+    captured = {}
+    for node in order:
+        key = id(node)
+        g = grads.pop(key, None)
+        if g is None:
+            continue
+        if node._hooks:
+            g = _call_hooks(node, g)
+        if key in targets:
+            captured[key] = g
+        fn = node._ctx
+        if fn is None:
+            continue
+        if fn.parents is None:
+            raise _released_error(fn)
+        gs = fn.backward(g, node, *fn.parents)
+        if type(gs) is not tuple:
+            gs = (gs,)
+        for p, gp, need in zip(fn.parents, gs, fn.needs):
+            if gp is None or not need:
+                continue
+            if not isinstance(gp, Tensor):
+                gp = Tensor._make(np.asarray(gp), None)
+            gp = unbroadcast(gp, p.data.shape)
+            prev = grads.get(id(p))
+            grads[id(p)] = gp if prev is None else prev + gp
+        if not retain_graph:
+            fn.parents = None
+    return captured
 
 
 def backward(tensor: Tensor, grad: Any = None, retain_graph: bool = False) -> None:
@@ -288,10 +343,10 @@ def backward(tensor: Tensor, grad: Any = None, retain_graph: bool = False) -> No
                 f"backward() without grad= works only for a scalar output; this output has shape "
                 f"{tensor.shape}: call .sum() first or pass grad= of that shape"
             )
-        g = np.ones_like(tensor.data)
+        g = np.ones(tensor.data.shape, dtype=tensor.data.dtype)
     else:
         g = _as_grad(grad, tensor)
-    _run([tensor], [g], retain_graph, create_graph=False)
+    _run([tensor], [g], retain_graph)
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
@@ -318,7 +373,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
         if go is None:
             if out.data.size != 1:
                 raise RuntimeError(f"grad(): grad_outputs is needed for a non-scalar output of shape {out.shape}")
-            go = np.ones_like(out.data)
+            go = np.ones(out.data.shape, dtype=out.data.dtype)
         if create_graph:
             go = go if isinstance(go, Tensor) else Tensor._make(_as_grad(go, out), None)
         else:
@@ -327,8 +382,12 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
         root_grads.append(go)
     if retain_graph is None:
         retain_graph = create_graph
-    with _GradMode(create_graph):
-        captured = _run(roots, root_grads, retain_graph, create_graph, targets={id(t) for t in inputs})
+    targets = {id(t) for t in inputs}
+    if create_graph:
+        with enable_grad():
+            captured = _run_graph(roots, root_grads, retain_graph, targets)
+    else:
+        captured = _run(roots, root_grads, retain_graph, targets)
     result = []
     for i, t in enumerate(inputs):
         g = captured.get(id(t))

@@ -76,7 +76,12 @@ def where(cond, a, b):
 
 
 def broadcast_to(x, shape):
-    return x.broadcast_to(shape) if isinstance(x, Tensor) else np.broadcast_to(x, shape)
+    """x を shape へ広げる。ndarray なら書き込める新しい配列 (勾配の加算にそのまま使える)。"""
+    if isinstance(x, Tensor):
+        return x.broadcast_to(shape)
+    out = np.empty(shape, dtype=x.dtype)
+    out[...] = x
+    return out
 
 
 def _const(x):
