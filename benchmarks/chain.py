@@ -1,0 +1,67 @@
+"""(d) 10 万段の鎖 ``y = y*1.0001 + 0.0`` を作って逆伝播する: グラフ 1 節点あたりの時間とメモリを見る。"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+TITLE = "(d) chain y = y*1.0001 + 0.0 x 100,000, build + backward"
+IMPLS = ("numpy", "tinygrad_jp", "torch")
+LENGTH = 100_000
+FACTOR = 1.0001
+
+
+def make(impl: str, length: int = LENGTH) -> Callable[[], float]:
+    """鎖を作って逆伝播し、dy/dx (= 1.0001^length) を返す関数。"""
+    return {"numpy": _numpy, "tinygrad_jp": _tinygrad, "torch": _torch}[impl](length)
+
+
+def _numpy(length):
+    x = np.float32(1.0)
+
+    def step():
+        # Forward keeps what each node's backward needs, as a hand-written tape would.
+        tape = []
+        y = x
+        for _ in range(length):
+            tape.append(y)
+            y = y * np.float32(FACTOR) + np.float32(0.0)
+        g = np.float32(1.0)
+        for _ in reversed(tape):
+            g = g * np.float32(FACTOR)
+        return float(g)
+
+    return step
+
+
+def _tinygrad(length):
+    from tinygrad_jp import Tensor
+
+    x = Tensor(1.0, requires_grad=True)
+
+    def step():
+        x.grad = None
+        y = x
+        for _ in range(length):
+            y = y * FACTOR + 0.0
+        y.backward()
+        return float(x.grad)
+
+    return step
+
+
+def _torch(length):
+    import torch
+
+    x = torch.tensor(1.0, requires_grad=True)
+
+    def step():
+        x.grad = None
+        y = x
+        for _ in range(length):
+            y = y * FACTOR + 0.0
+        y.backward()
+        return float(x.grad)
+
+    return step

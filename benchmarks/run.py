@@ -1,0 +1,334 @@
+"""ベンチマークの実行: 正しさの検査、実装ごとに別プロセスでの計測、表と JSON の出力。
+
+``python -m benchmarks [--quick] [--only a,b] [--json PATH]``
+(``python benchmarks/run.py`` でも同じ)。
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib.util
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if __package__ in (None, ""):
+    # Run as a script: make the package importable the same way `python -m benchmarks` does.
+    sys.path.insert(0, str(ROOT))
+    __package__ = "benchmarks"
+
+import numpy as np  # noqa: E402
+
+from benchmarks import chain, mlp, tiny, toy  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    CheckError,
+    measure,
+    minor_faults,
+    peak_rss_bytes,
+    reset_peak_rss,
+    rss_bytes,
+)
+
+WORKLOADS = {"a": tiny, "b": mlp, "c": toy, "d": chain}
+MB = 1024 * 1024
+# (rounds, seconds per round, seconds of warm-up) for a full run and for --quick.
+TIMING = {
+    "a": ((15, 0.2, 0.5), (3, 0.02, 0.02)),
+    "b": ((11, 0.3, 0.5), (3, 0.02, 0.02)),
+    "c": ((15, 0.2, 0.5), (3, 0.02, 0.02)),
+    "d": ((5, 0.0, 0.0), (1, 0.0, 0.0)),
+}
+MEMORY_STEPS = (2000, 200)
+CHECK_STEPS = 5
+TARGETS = [
+    # (workload, what is compared, numerator impl, denominator impl or None for an absolute bound, bound)
+    ("a", "tinygrad_jp / PyTorch", "tinygrad_jp", "torch", 0.33),
+    ("b", "tinygrad_jp / numpy tuned", "tinygrad_jp", "numpy_tuned", 1.10),
+    ("b", "tinygrad_jp / PyTorch", "tinygrad_jp", "torch", 0.80),
+    ("c", "tinygrad_jp / PyTorch", "tinygrad_jp", "torch", 0.33),
+    ("d", "tinygrad_jp time (s)", "tinygrad_jp", None, 1.0),
+    ("d", "tinygrad_jp peak memory growth (MB)", "tinygrad_jp", None, 150.0),
+    ("b", "tinygrad_jp RSS growth over 2,000 steps (MB)", "tinygrad_jp", None, 5.0),
+]
+
+
+# ---------------------------------------------------------------------- environment
+def torch_available() -> bool:
+    return importlib.util.find_spec("torch") is not None
+
+
+def blas_threads() -> int:
+    """numpy の BLAS が使うスレッド数 (PyTorch をこれに合わせる)。"""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return os.cpu_count() or 1
+    counts = [info["num_threads"] for info in threadpool_info() if info.get("user_api") == "blas"]
+    return counts[0] if counts else os.cpu_count() or 1
+
+
+def machine() -> dict[str, Any]:
+    """計測した機械の説明: CPU、コア数、Python・numpy・BLAS・PyTorch の版。"""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    info: dict[str, Any] = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "blas_threads": blas_threads(),
+        "env": {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS")
+                if k in os.environ},
+    }
+    try:
+        from threadpoolctl import threadpool_info
+
+        blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+        if blas:
+            info["blas"] = f"{blas[0]['internal_api']} {blas[0]['version']} ({blas[0].get('architecture')})"
+    except ImportError:
+        blas_cfg = np.show_config(mode="dicts").get("Build Dependencies", {}).get("blas", {})
+        info["blas"] = f"{blas_cfg.get('name')} {blas_cfg.get('version')}"
+    if torch_available():
+        import torch
+
+        info["torch"] = torch.__version__
+    return info
+
+
+# ---------------------------------------------------------------------- correctness
+def _close(key: str, what: str, got, want, rtol: float, atol: float = 0.0) -> None:
+    for i, (g, w) in enumerate(zip(got, want)):
+        g = np.asarray(g, dtype=np.float64)
+        w = np.asarray(w, dtype=np.float64)
+        if g.shape != w.shape or not np.allclose(g, w, rtol=rtol, atol=atol):
+            raise CheckError(f"({key}) {what}, item {i}: got {g}, expected {w} (rtol={rtol}, atol={atol})")
+
+
+def _values(x) -> np.ndarray:
+    """A loss or gradient of any implementation (ndarray, numpy scalar, torch tensor) as float64."""
+    if hasattr(x, "detach"):
+        x = x.detach().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def check(keys: list[str], impls_ok: dict[str, bool], steps: int = CHECK_STEPS, chain_length: int = 1000) -> list[str]:
+    """各実装が numpy の参照実装と同じ値を出すことを確かめ、確かめた項目を返す (違えば CheckError)。
+
+    (a) 損失と勾配、(b)(c) 最初の ``steps`` ステップの損失 (同じ初期値・同じデータ)、
+    (d) dy/dx = 1.0001^n、(b) float32 が最後まで保たれること。
+    """
+    done = []
+    for key in keys:
+        mod = WORKLOADS[key]
+        impls = [i for i in mod.IMPLS if impls_ok.get(i, True)]
+        if key == "a":
+            want = [_values(v) for v in mod.make("numpy")()]
+            for impl in impls:
+                _close(key, f"{impl} loss and gradients vs numpy", [_values(v) for v in mod.make(impl)()], want, 1e-6)
+        elif key in "bc":
+            runs = {impl: [_values(s()) for s in [mod.make(impl)] for _ in range(steps)] for impl in impls}
+            for impl in impls:
+                _close(key, f"{impl} loss per step vs numpy", runs[impl], runs["numpy"], 1e-4, 1e-6)
+            if key == "b":
+                mod.check_float32()
+                done.append("(b) float32 end to end")
+        else:
+            want = [float(np.float32(chain.FACTOR)) ** chain_length]
+            for impl in impls:
+                got = [mod.make(impl, chain_length)()]
+                _close(key, f"{impl} dy/dx of a {chain_length}-step chain", got, want, 1e-4)
+        done.append(f"({key}) " + ", ".join(impls) + " agree with numpy")
+    return done
+
+
+# ---------------------------------------------------------------------- one measurement, in its own process
+def memory_over_steps(step, steps: int, warm: int = 10) -> dict[str, float]:
+    """``steps`` ステップ回したときの常駐メモリの増え方と、1 ステップあたりのページフォールト。"""
+    for _ in range(warm):
+        step()
+    gc.collect()
+    start, faults, peak = rss_bytes(), minor_faults(), 0
+    for i in range(steps - warm):
+        step()
+        if i % 100 == 0:
+            peak = max(peak, rss_bytes())
+    end = rss_bytes()
+    return {
+        "memory_steps": steps,
+        "rss_start_mb": start / MB,
+        "rss_growth_mb": (end - start) / MB,
+        "rss_peak_growth_mb": (max(peak, end) - start) / MB,
+        "minor_faults_per_step": (minor_faults() - faults) / (steps - warm),
+    }
+
+
+def peak_memory_of_one_run(step) -> dict[str, float]:
+    """1 回の実行で常駐メモリが最大どれだけ増えたか (プロセスで最初の本番の実行で計る)。"""
+    gc.collect()
+    exact = reset_peak_rss()
+    start = rss_bytes()
+    step()
+    return {"peak_growth_mb": (peak_rss_bytes() - start) / MB, "peak_exact": exact}
+
+
+def work(key: str, impl: str, quick: bool) -> dict[str, Any]:
+    """1 つの実装の 1 つのワークロードを計る (このプロセスではほかに何も計らない)。"""
+    mod = WORKLOADS[key]
+    result: dict[str, Any] = {"workload": key, "impl": impl}
+    if impl == "torch":
+        try:
+            import torch
+        except ImportError as e:
+            return {**result, "unavailable": str(e)}
+        torch.set_num_threads(blas_threads())
+        result["torch_threads"] = torch.get_num_threads()
+    rounds, round_seconds, warmup_seconds = TIMING[key][quick]
+    if key == "d":
+        mod.make(impl, 1000)()
+        step = mod.make(impl)
+        result.update(peak_memory_of_one_run(step))
+    else:
+        step = mod.make(impl)
+    if key == "b":
+        result.update(memory_over_steps(step, MEMORY_STEPS[quick]))
+    result.update(measure(step, rounds, round_seconds, warmup_seconds))
+    return result
+
+
+def run_worker(key: str, impl: str, quick: bool) -> dict[str, Any]:
+    """``work`` を新しい Python プロセスで実行し、その結果を返す。"""
+    cmd = [sys.executable, "-m", "benchmarks.run", "--worker", f"{key}:{impl}"] + (["--quick"] if quick else [])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark ({key}) {impl} failed (exit {proc.returncode}):\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------------- report
+LABELS = {"numpy": "numpy (textbook)", "numpy_tuned": "numpy (tuned)", "tinygrad_jp": "tinygrad_jp", "torch": "PyTorch"}
+
+
+def _fmt_time(key: str, seconds: float) -> str:
+    if key == "a":
+        return f"{seconds * 1e6:.1f} µs"
+    if key in "bc":
+        return f"{seconds * 1e3:.3f} ms"
+    return f"{seconds:.2f} s"
+
+
+def _cell(key: str, r: dict[str, Any] | None) -> str:
+    if r is None:
+        return "–"
+    if "unavailable" in r:
+        return "n/a"
+    text = _fmt_time(key, r["median_s"])
+    if key == "d":
+        text += f", {r['peak_growth_mb']:.0f} MB"
+    return text
+
+
+def evaluate(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """目標ごとに測った値と合否を返す (比べる相手がいない目標は飛ばす)。"""
+    out = []
+    for key, what, num, den, bound in TARGETS:
+        r = results.get(key, {})
+        a = r.get(num)
+        if a is None or "unavailable" in a:
+            continue
+        if den is None:
+            field = {"time": "median_s", "peak": "peak_growth_mb", "RSS": "rss_growth_mb"}
+            value = a[next(v for k, v in field.items() if k in what)]
+        else:
+            b = r.get(den)
+            if b is None or "unavailable" in b:
+                continue
+            value = a["median_s"] / b["median_s"]
+        out.append({"workload": key, "what": what, "value": value, "target": bound, "met": value <= bound})
+    return out
+
+
+def report(results: dict[str, dict[str, Any]], targets: list[dict[str, Any]]) -> str:
+    """結果を Markdown の表にする (docs/performance.md にそのまま貼れる)。"""
+    lines = ["| workload | numpy (textbook) | numpy (tuned) | PyTorch | tinygrad_jp |", "|---|---|---|---|---|"]
+    for key, r in results.items():
+        title = WORKLOADS[key].TITLE
+        lines.append(f"| {title} | " + " | ".join(_cell(key, r.get(i)) for i in LABELS if i != "tinygrad_jp")
+                     + f" | **{_cell(key, r.get('tinygrad_jp'))}** |")
+    if "b" in results:
+        lines += ["", f"(b) memory over {next(iter(results['b'].values())).get('memory_steps')} steps:", "",
+                  "| implementation | RSS at start | RSS growth | page faults per step |", "|---|---|---|---|"]
+        for impl, r in results["b"].items():
+            if "unavailable" not in r:
+                lines.append(f"| {LABELS[impl]} | {r['rss_start_mb']:.0f} MB | {r['rss_growth_mb']:+.2f} MB "
+                             f"| {r['minor_faults_per_step']:.1f} |")
+    if targets:
+        lines += ["", "| target | measured | bound | met |", "|---|---|---|---|"]
+        for t in targets:
+            lines.append(f"| ({t['workload']}) {t['what']} | {t['value']:.2f} | ≤ {t['target']:g} "
+                         f"| {'yes' if t['met'] else '**no**'} |")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- entry point
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="few short rounds: a smoke test, not a measurement")
+    parser.add_argument("--only", default="a,b,c,d", help="comma-separated workloads to run (default: a,b,c,d)")
+    parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "latest.json"),
+                        help="where to write the results as JSON")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.worker:
+        key, impl = args.worker.split(":")
+        print(json.dumps(work(key, impl, args.quick)))
+        return 0
+
+    keys = [k.strip() for k in args.only.split(",") if k.strip()]
+    unknown = [k for k in keys if k not in WORKLOADS]
+    if unknown:
+        parser.error(f"--only: unknown workload(s) {unknown}; expected some of {sorted(WORKLOADS)}")
+    has_torch = torch_available()
+    info = machine()
+    print(f"machine: {info['cpu']}, {info['cores']} cores, Python {info['python']}, numpy {info['numpy']} "
+          f"({info.get('blas')}, {info['blas_threads']} threads), PyTorch {info.get('torch', 'not installed')}")
+    try:
+        for line in check(keys, {"torch": has_torch}):
+            print(f"check ok: {line}")
+    except CheckError as e:
+        print(f"CHECK FAILED: {e}", file=sys.stderr)
+        return 1
+    results: dict[str, dict[str, Any]] = {}
+    for key in keys:
+        results[key] = {}
+        for impl in WORKLOADS[key].IMPLS:
+            if impl == "torch" and not has_torch:
+                continue
+            print(f"running ({key}) {impl} ...", flush=True)
+            results[key][impl] = run_worker(key, impl, args.quick)
+    targets = evaluate(results)
+    print()
+    print(report(results, targets))
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"machine": info, "quick": args.quick, "results": results, "targets": targets},
+                              indent=2, ensure_ascii=False))
+    print(f"\nresults written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
