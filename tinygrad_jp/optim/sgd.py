@@ -1,0 +1,71 @@
+"""勾配降下法とその慣性版: SGD, Momentum, Nesterov。"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from ..tensor import Tensor
+from .optimizer import Optimizer, check_nonnegative, check_unit
+
+
+class SGD(Optimizer):
+    """確率的勾配降下法。 w ← w − η ∂L/∂w
+
+    ``weight_decay`` > 0 なら勾配に λw を足す (L2 正則化)。
+    """
+
+    _default_lr = 0.01
+    _hyper = ("weight_decay",)
+
+    def __init__(self, params: Iterable[Tensor] | None = None, lr: float = 0.01, *,
+                 learning_rate: float | None = None, weight_decay: float = 0.0) -> None:
+        super().__init__(params, lr, learning_rate)
+        self.weight_decay = check_nonnegative("weight_decay", weight_decay)
+
+    def _update(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any], scratch: list[np.ndarray],
+                lr: float) -> None:
+        step = np.multiply(g, lr, out=scratch[0])
+        w -= step
+
+
+class Momentum(Optimizer):
+    """Momentum。 v ← βv − η ∂L/∂w,  w ← w + v  (β = ``momentum``, 通常 0.9)"""
+
+    _default_lr = 0.01
+    _hyper = ("momentum", "weight_decay")
+    _buffers = ("v",)
+
+    def __init__(self, params: Iterable[Tensor] | None = None, lr: float = 0.01, momentum: float = 0.9, *,
+                 learning_rate: float | None = None, weight_decay: float = 0.0) -> None:
+        super().__init__(params, lr, learning_rate)
+        self.momentum = check_unit("momentum", momentum)
+        self.weight_decay = check_nonnegative("weight_decay", weight_decay)
+
+    def _update(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any], scratch: list[np.ndarray],
+                lr: float) -> None:
+        v = state["v"]
+        v *= self.momentum
+        v -= np.multiply(g, lr, out=scratch[0])
+        w += v
+
+
+class Nesterov(Momentum):
+    """Nesterov の加速勾配法 (Momentum の「先読み」版)。
+
+    v ← βv − η ∂L/∂w,  w ← w + βv − η ∂L/∂w  (更新後の v を使う。PyTorch の nesterov=True と同じ)
+    """
+
+    _n_scratch = 2
+
+    def _update(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any], scratch: list[np.ndarray],
+                lr: float) -> None:
+        v = state["v"]
+        lr_g = np.multiply(g, lr, out=scratch[0])
+        v *= self.momentum
+        v -= lr_g
+        w -= lr_g
+        w += np.multiply(v, self.momentum, out=scratch[1])
+
