@@ -2,7 +2,7 @@
 
 from .tensor import Tensor, get_default_dtype, set_default_dtype  # noqa: I001 (first: the rest builds on it)
 
-from . import nn, ops
+from . import inspect, nn, ops
 from .activations import Activation
 from .autograd import Function, backward, detect_anomaly, enable_grad, grad, is_grad_enabled, no_grad
 from .gradcheck import GradcheckError, gradcheck
@@ -13,6 +13,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Activation", "Function", "GradcheckError", "Tensor", "__version__", "backward", "concatenate", "detect_anomaly",
-    "enable_grad", "get_default_dtype", "get_rng", "grad", "gradcheck", "is_grad_enabled", "manual_seed",
+    "enable_grad", "get_default_dtype", "get_rng", "grad", "gradcheck", "inspect", "is_grad_enabled", "manual_seed",
     "maximum", "minimum", "nn", "no_grad", "ops", "set_default_dtype", "stack", "where",
 ]
