@@ -1,0 +1,47 @@
+"""Sequential: 層を順に適用する入れ物。"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from ..layer import Layer
+
+
+class Sequential(Layer):
+    """層を並べた順に適用する: ``Sequential(Linear(2, 16), ReLU(), Linear(16, 1))``。
+
+    添字 (``model[0]``、スライスは新しい Sequential)、``len``、繰り返し、``append`` が使える。
+    パラメータの名前は位置と属性名をつないだもの (``0.W``, ``2.b``)。
+    """
+
+    def __init__(self, *layers: Layer):
+        self._layers: list[Layer] = []
+        for layer in layers:
+            self.append(layer)
+
+    def append(self, layer: Layer) -> Sequential:
+        """末尾に層を加える (自分を返すので続けて書ける)。"""
+        if not isinstance(layer, Layer):
+            raise TypeError(
+                f"Sequential: the layer at position {len(self._layers)} must be a Layer "
+                f"(Linear, ReLU(), ...), got {type(layer).__name__}"
+            )
+        self._layers.append(layer)
+        return self
+
+    def forward(self, x: Any) -> Any:
+        for layer in self._layers:
+            x = layer(x)
+        return x
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return Sequential(*self._layers[index])
+        return self._layers[index]
+
+    def __len__(self) -> int:
+        return len(self._layers)
+
+    def __iter__(self) -> Iterator[Layer]:
+        return iter(self._layers)
