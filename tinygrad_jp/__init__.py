@@ -2,7 +2,7 @@
 
 from .tensor import Tensor, get_default_dtype, set_default_dtype  # noqa: I001 (first: the rest builds on it)
 
-from . import inspect, nn, ops
+from . import functional, inspect, losses, nn, ops
 from .activations import Activation
 from .autograd import Function, backward, detect_anomaly, enable_grad, grad, is_grad_enabled, no_grad
 from .gradcheck import GradcheckError, gradcheck
@@ -11,8 +11,11 @@ from .random import get_rng, manual_seed
 
 __version__ = "0.1.0"
 
+F = functional
+
 __all__ = [
-    "Activation", "Function", "GradcheckError", "Tensor", "__version__", "backward", "concatenate", "detect_anomaly",
-    "enable_grad", "get_default_dtype", "get_rng", "grad", "gradcheck", "inspect", "is_grad_enabled", "manual_seed",
-    "maximum", "minimum", "nn", "no_grad", "ops", "set_default_dtype", "stack", "where",
+    "Activation", "F", "Function", "GradcheckError", "Tensor", "__version__", "backward", "concatenate",
+    "detect_anomaly", "enable_grad", "functional", "get_default_dtype", "get_rng", "grad", "gradcheck",
+    "inspect", "is_grad_enabled", "losses", "manual_seed", "maximum", "minimum", "nn", "no_grad", "ops",
+    "set_default_dtype", "stack", "where",
 ]

@@ -11,12 +11,18 @@
 
 できたものは 3 通りに使える: ``Sequential`` の層として、Tensor に (逆伝播つき)、
 ndarray に (曲線と導関数を描くため: ``act(x)``, ``act.derivative(x)``)。
+
+章の numpy 関数 (``sigmoid``, ``sigmoid_derivative``, ..., ``elu_derivative``, ``swish``,
+``swish_derivative``) も同じ名前でここにあり、中身は上のクラスを呼ぶだけである。
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from . import ops
 from . import tensor as tensor_module
 from .autograd import Function
 from .layer import Layer
@@ -44,6 +50,12 @@ class _ActivationFunction(Function):
         return g * self.act.df(x, y)
 
 
+def _as_float_array(x) -> np.ndarray:
+    """ndarray for plotting: floats keep their dtype, anything else becomes float64."""
+    arr = np.asarray(x)
+    return arr if arr.dtype.kind == "f" else arr.astype(np.float64)
+
+
 class Activation(Layer):
     """要素ごとの活性化関数の基底クラス。サブクラスは ``f`` と ``df`` を与える。
 
@@ -63,13 +75,13 @@ class Activation(Layer):
     def __call__(self, x):
         if isinstance(x, Tensor):
             return _ActivationFunction(self)(x)
-        return self.f(np.asarray(x, dtype=float) if not isinstance(x, np.ndarray) else x)
+        return self.f(_as_float_array(x))
 
     forward = __call__
 
     def derivative(self, x) -> np.ndarray:
         """ndarray x における導関数 f'(x) (グラフを描くため)。"""
-        x = np.asarray(x, dtype=float) if not isinstance(x, np.ndarray) else x
+        x = _as_float_array(x)
         return self.df(x, self.f(x))
 
     def _df_graph(self, x: Tensor, y: Tensor):
@@ -87,6 +99,18 @@ class Activation(Layer):
                 f"tinygrad_jp.ops functions (ops.exp, ops.where, ...) so that it also works on Tensors "
                 f"(df raised: {e}); first-order backward() works as it is"
             ) from None
+
+
+def _step(x, below: float, above: float) -> np.ndarray:
+    """A piecewise-constant derivative: `above` where x > 0, `below` elsewhere, in x's dtype.
+
+    A constant array even when x is a Tensor: its own derivative is zero off the kink.
+    """
+    return np.where(x > 0, above, below).astype(x.dtype, copy=False)
+
+
+def _clip(x, bound: float):
+    return ops.minimum(ops.maximum(x, -bound), bound)
 
 
 class Sigmoid(Activation):
@@ -117,7 +141,205 @@ class ReLU(Activation):
         return np.maximum(x, 0)
 
     def df(self, x, y):
-        return (x > 0).astype(x.dtype)
+        return _step(x, 0, 1)
+
+
+class LeakyReLU(Activation):
+    """Leaky ReLU(x) = x (x > 0)、αx (x ≤ 0)。導関数は x > 0 で 1、それ以外で α。"""
+
+    def __init__(self, alpha: float = 0.01):
+        self.alpha = float(alpha)
+
+    def f(self, x):
+        return np.where(x > 0, x, x * self.alpha)
+
+    def df(self, x, y):
+        return _step(x, self.alpha, 1)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}"
+
+
+class ELU(Activation):
+    """ELU(x) = x (x > 0)、α(e^x - 1) (x ≤ 0)。導関数は x > 0 で 1、それ以外で αe^x。"""
+
+    def __init__(self, alpha: float = 1.0):
+        self.alpha = float(alpha)
+
+    def f(self, x):
+        # e^x is taken of min(x, 0) only: the chapter's np.exp(x) overflows for large positive x.
+        return np.where(x > 0, x, np.expm1(np.minimum(x, 0)) * self.alpha)
+
+    def df(self, x, y):
+        return ops.where(x > 0, 1.0, ops.exp(ops.minimum(x, 0)) * self.alpha)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}"
+
+
+class Swish(Activation):
+    """Swish(x) = x σ(βx)、導関数は σ(βx) + βx σ(βx)(1 - σ(βx)) = σ(βx) + β y (1 - σ(βx))。
+
+    β = 1 のものは SiLU とも呼ばれる。β → ∞ で ReLU に近づく。
+    """
+
+    def __init__(self, beta: float = 1.0):
+        self.beta = float(beta)
+
+    def _arg(self, x):
+        """βx. For |β| > 1 that product may overflow, so x is clipped where σ(βx) is exactly 0 or 1."""
+        if abs(self.beta) <= 1:
+            return x * self.beta
+        return _clip(x, 1000 / abs(self.beta)) * self.beta
+
+    def f(self, x):
+        return x * SIGMOID.f(self._arg(x))
+
+    def df(self, x, y):
+        s = SIGMOID(self._arg(x))
+        return s + y * (1 - s) * self.beta
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta}"
+
+
+class GELU(Activation):
+    """GELU の tanh 近似 (PyTorch の ``approximate="tanh"`` と同じ式)。
+
+    GELU(x) ≈ 0.5x(1 + tanh(u))、u = √(2/π)(x + 0.044715x³)。0.5(1 + tanh u) = σ(2u) なので
+    GELU(x) = x σ(2u)、導関数は σ(2u) + 2√(2/π) x σ(2u)(1 - σ(2u))(1 + 3·0.044715x²)。
+    """
+
+    _C = math.sqrt(2 / math.pi)
+    _K = 0.044715
+    # Beyond |x| = 25, 2u > 1100 and σ(2u) is exactly 0 or 1 in float64 and float32, so clipping x
+    # inside the cubic changes no value while keeping x³ from overflowing.
+    _BOUND = 25.0
+
+    def _arg(self, x):
+        xc = _clip(x, self._BOUND)
+        return xc * (1 + xc * xc * self._K) * (2 * self._C)
+
+    def f(self, x):
+        return x * SIGMOID.f(self._arg(x))
+
+    def df(self, x, y):
+        s = SIGMOID(self._arg(x))
+        xc = _clip(x, self._BOUND)
+        return s + x * s * (1 - s) * (1 + xc * xc * (3 * self._K)) * (2 * self._C)
+
+
+class Softplus(Activation):
+    """Softplus(x) = log(1 + e^x)、導関数は σ(x)。ReLU を滑らかにしたもの。"""
+
+    def f(self, x):
+        # log(e^0 + e^x) computed as max(x, 0) + log1p(e^{-|x|}): no overflow for any x.
+        return np.logaddexp(0, x)
+
+    def df(self, x, y):
+        return SIGMOID(x)
+
+
+class Identity(Activation):
+    """恒等関数 f(x) = x、導関数は 1 (回帰の出力層などに)。"""
+
+    def f(self, x):
+        return x.copy()
+
+    def df(self, x, y):
+        return np.ones(x.shape, dtype=x.dtype)
+
+
+# ---------------------------------------------------------------------- along an axis
+def _softmax_parts(x: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """z = x - max(x), e = e^z and s = Σ e: softmax is e / s and log softmax is z - log s.
+
+    Subtracting the maximum keeps every e^z in (0, 1], so nothing overflows and s ≥ 1.
+    """
+    z = x - x.max(axis=axis, keepdims=True)
+    e = np.exp(z)
+    return z, e, e.sum(axis=axis, keepdims=True)
+
+
+class _SoftmaxFunction(Function):
+    """softmax along one axis; backward is the full Jacobian product y ⊙ (g - Σ g·y)."""
+
+    __slots__ = ("axis",)
+
+    def __init__(self, axis: int):
+        self.axis = axis
+
+    @property
+    def name(self) -> str:
+        return "Softmax"
+
+    def forward(self, x):
+        _, e, s = _softmax_parts(x, self.axis)
+        e /= s
+        return e
+
+    def backward(self, g, y, x):
+        return y * (g - (g * y).sum(axis=self.axis, keepdims=True))
+
+
+class _LogSoftmaxFunction(Function):
+    """log softmax along one axis; backward is g - softmax ⊙ Σ g, with softmax = e^y ≤ 1."""
+
+    __slots__ = ("axis",)
+
+    def __init__(self, axis: int):
+        self.axis = axis
+
+    @property
+    def name(self) -> str:
+        return "LogSoftmax"
+
+    def forward(self, x):
+        z, _, s = _softmax_parts(x, self.axis)
+        return z - np.log(s)
+
+    def backward(self, g, y, x):
+        return g - ops.exp(y) * g.sum(axis=self.axis, keepdims=True)
+
+
+class _AlongAxis(Layer):
+    """A layer that normalises along one axis (not elementwise, so not an Activation)."""
+
+    _function: type[Function]
+
+    def __init__(self, axis: int = -1):
+        self.axis = int(axis)
+
+    def __call__(self, x):
+        arr = x.data if isinstance(x, Tensor) else _as_float_array(x)
+        if not -arr.ndim <= self.axis < arr.ndim:
+            raise ValueError(
+                f"{type(self).__name__}: axis {self.axis} is out of range for an input of shape {arr.shape}"
+            )
+        if isinstance(x, Tensor):
+            return self._function(self.axis)(x)
+        return self._function(self.axis).forward(arr)
+
+    forward = __call__
+
+    def extra_repr(self) -> str:
+        return f"axis={self.axis}"
+
+
+class Softmax(_AlongAxis):
+    """softmax(x)_i = e^{x_i} / Σ_j e^{x_j} (軸 ``axis`` に沿って)。
+
+    最大値を引いてから e^x を計算するので、どんな有限の入力でもあふれない。逆伝播は
+    ヤコビ行列全体を使った y ⊙ (g - Σ g·y)。
+    """
+
+    _function = _SoftmaxFunction
+
+
+class LogSoftmax(_AlongAxis):
+    """log softmax(x)_i = x_i - log Σ_j e^{x_j} (log-sum-exp で安定に計算する)。"""
+
+    _function = _LogSoftmaxFunction
 
 
 SIGMOID = Sigmoid()
@@ -125,11 +347,73 @@ TANH = Tanh()
 RELU = ReLU()
 
 
-def get(name: str | Activation | type) -> Activation:
+# ---------------------------------------------------------------------- the chapter's functions
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """σ(x) = 1 / (1 + e^{-x})。"""
+    return SIGMOID(x)
+
+
+def sigmoid_derivative(x: np.ndarray) -> np.ndarray:
+    """σ'(x) = σ(x)(1 - σ(x))。"""
+    return SIGMOID.derivative(x)
+
+
+def tanh(x: np.ndarray) -> np.ndarray:
+    """tanh(x)。"""
+    return TANH(x)
+
+
+def tanh_derivative(x: np.ndarray) -> np.ndarray:
+    """tanh'(x) = 1 - tanh²(x)。"""
+    return TANH.derivative(x)
+
+
+def relu(x: np.ndarray) -> np.ndarray:
+    """ReLU(x) = max(0, x)。"""
+    return RELU(x)
+
+
+def relu_derivative(x: np.ndarray) -> np.ndarray:
+    """x > 0 で 1、それ以外で 0。"""
+    return RELU.derivative(x)
+
+
+def leaky_relu(x: np.ndarray, alpha: float = 0.01) -> np.ndarray:
+    """x (x > 0)、αx (x ≤ 0)。"""
+    return LeakyReLU(alpha)(x)
+
+
+def leaky_relu_derivative(x: np.ndarray, alpha: float = 0.01) -> np.ndarray:
+    """x > 0 で 1、それ以外で α。"""
+    return LeakyReLU(alpha).derivative(x)
+
+
+def elu(x: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+    """x (x > 0)、α(e^x - 1) (x ≤ 0)。大きな x でもあふれない。"""
+    return ELU(alpha)(x)
+
+
+def elu_derivative(x: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+    """x > 0 で 1、それ以外で αe^x。"""
+    return ELU(alpha).derivative(x)
+
+
+def swish(x: np.ndarray, beta: float = 1.0) -> np.ndarray:
+    """x σ(βx)。"""
+    return Swish(beta)(x)
+
+
+def swish_derivative(x: np.ndarray, beta: float = 1.0) -> np.ndarray:
+    """σ(βx) + βx σ(βx)(1 - σ(βx))。"""
+    return Swish(beta).derivative(x)
+
+
+# ---------------------------------------------------------------------- lookup by name
+def get(name: str | Layer | type) -> Layer:
     """名前 ("relu" など)・クラス・インスタンスのどれからでも活性化関数のインスタンスを返す。"""
-    if isinstance(name, Activation):
+    if isinstance(name, (Activation, _AlongAxis)):
         return name
-    if isinstance(name, type) and issubclass(name, Activation):
+    if isinstance(name, type) and issubclass(name, (Activation, _AlongAxis)):
         return name()
     key = str(name).lower().replace("_", "").replace(" ", "")
     for cls in _registry():
@@ -140,4 +424,5 @@ def get(name: str | Activation | type) -> Activation:
 
 
 def _registry() -> list[type]:
-    return [c for c in globals().values() if isinstance(c, type) and issubclass(c, Activation) and c is not Activation]
+    bases = (Activation, _AlongAxis)
+    return [c for c in globals().values() if isinstance(c, type) and issubclass(c, bases) and c not in bases]

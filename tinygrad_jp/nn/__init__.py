@@ -1,6 +1,19 @@
 """層 (Layer) とそれを組み合わせたモデル。"""
 
-from ..activations import Activation, ReLU, Sigmoid, Tanh
+from ..activations import (
+    ELU,
+    GELU,
+    Activation,
+    Identity,
+    LeakyReLU,
+    LogSoftmax,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Softplus,
+    Swish,
+    Tanh,
+)
 from ..layer import Layer
 from .containers import Sequential
 from .dropout import Dropout
@@ -10,6 +23,6 @@ from .norm import BatchNorm1d
 from .residual import Residual
 
 __all__ = [
-    "MLP", "Activation", "BatchNorm1d", "Dropout", "Layer", "Linear", "ReLU", "Residual", "Sequential", "Sigmoid",
-    "Tanh",
+    "ELU", "GELU", "MLP", "Activation", "BatchNorm1d", "Dropout", "Identity", "Layer", "LeakyReLU", "Linear",
+    "LogSoftmax", "ReLU", "Residual", "Sequential", "Sigmoid", "Softmax", "Softplus", "Swish", "Tanh",
 ]
