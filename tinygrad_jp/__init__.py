@@ -2,12 +2,13 @@
 
 from .tensor import Tensor, get_default_dtype, set_default_dtype  # noqa: I001 (first: the rest builds on it)
 
-from . import functional, inspect, losses, nn, ops
+from . import functional, init, inspect, losses, nn, ops
 from .activations import Activation
 from .autograd import Function, backward, detect_anomaly, enable_grad, grad, is_grad_enabled, no_grad
 from .gradcheck import GradcheckError, gradcheck
 from .ops import concatenate, maximum, minimum, stack, where
 from .random import get_rng, manual_seed
+from .serialization import load, save
 
 __version__ = "0.1.0"
 
@@ -16,6 +17,6 @@ F = functional
 __all__ = [
     "Activation", "F", "Function", "GradcheckError", "Tensor", "__version__", "backward", "concatenate",
     "detect_anomaly", "enable_grad", "functional", "get_default_dtype", "get_rng", "grad", "gradcheck",
-    "inspect", "is_grad_enabled", "losses", "manual_seed", "maximum", "minimum", "nn", "no_grad", "ops",
-    "set_default_dtype", "stack", "where",
+    "init", "inspect", "is_grad_enabled", "load", "losses", "manual_seed", "maximum", "minimum", "nn", "no_grad",
+    "ops", "save", "set_default_dtype", "stack", "where",
 ]
