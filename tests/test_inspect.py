@@ -197,3 +197,23 @@ def test_print_backprop_prints_every_step_and_returns_them():
     for name in ("loss", "y", "h", "z1", "x", "t", *params):
         assert name in text
     assert all(p.grad is not None for p in params.values())
+
+
+def test_a_fused_linear_layer_is_explained_and_matches_backward():
+    from tinygrad_jp import nn
+
+    def build():
+        layer = nn.Linear(2, 3, rng=np.random.default_rng(0))
+        x = Tensor(np.arange(8, dtype=np.float32).reshape(4, 2), name="x")
+        return (layer(x).tanh() ** 2).sum(), layer, x
+
+    loss, layer, x = build()
+    steps = list(backprop_steps(loss))
+    ref_loss, ref_layer, _ = build()
+    ref_loss.backward()
+    np.testing.assert_array_equal(layer.W.grad, ref_layer.W.grad)
+    np.testing.assert_array_equal(layer.b.grad, ref_layer.b.grad)
+    lin = next(s for s in steps if s.op == "LinearFunction")
+    assert "xᵀ @ g" in lin.local[1]
+    np.testing.assert_allclose(lin.sent[1], x.data.T @ lin.upstream, rtol=1e-6)
+    np.testing.assert_allclose(lin.sent[2], lin.upstream.sum(axis=0), rtol=1e-6)

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import ops
 from .activations import _ActivationFunction
-from .autograd import Function, _as_grad, _call_hooks, _count_consumers, toposort, unbroadcast
+from .autograd import Function, _as_grad, _call_hooks, toposort, unbroadcast
 from .tensor import Tensor
 
 # Ops whose output element i depends only on element i of each (broadcast) input: their Jacobian is
@@ -111,11 +111,33 @@ def _local_derivatives(fn: Function, y: np.ndarray, xs: list[np.ndarray], names:
         a, b = xs
         rules = (f"g @ {names[1]}ᵀ, {names[1]}ᵀ = {_fmt(b.swapaxes(-1, -2))}",
                  f"{names[0]}ᵀ @ g, {names[0]}ᵀ = {_fmt(a.swapaxes(-1, -2))}")
+    elif fn.name == "LinearFunction":  # nn.Linear's fused y = x W + b
+        x, w = xs[0], xs[1]
+        rules = (f"g @ {names[1]}ᵀ, {names[1]}ᵀ = {_fmt(w.T)}",
+                 f"{names[0]}ᵀ @ g, {names[0]}ᵀ = {_fmt(x.reshape(-1, x.shape[-1]).T)}",
+                 "g をバッチについて和 (偏微分は 1)")
     elif isinstance(fn, ops.Mean):
         rules = (f"g × 1/{xs[0].size // max(y.size, 1)} を元の形に広げる",)
     else:
         rules = _RULES.get(fn.name, (f"{fn.name}.backward(g) の結果",))
     return [rules[min(i, len(rules) - 1)] if need else None for i, need in enumerate(fn.needs)]
+
+
+def _count_consumers(root: Tensor) -> dict[int, int]:
+    """How many graph edges carry a gradient into each tensor: a tensor is ready when all have arrived."""
+    pending: dict[int, int] = {}
+    stack = [root]
+    while stack:
+        fn = stack.pop()._ctx
+        if fn is None or fn.parents is None:
+            continue
+        for p, need in zip(fn.parents, fn.needs):
+            if need:
+                if id(p) not in pending:
+                    pending[id(p)] = 0
+                    stack.append(p)
+                pending[id(p)] += 1
+    return pending
 
 
 def backprop_steps(loss: Tensor, grad: Any = None, retain_graph: bool = False) -> Iterator[BackpropStep]:
@@ -141,7 +163,7 @@ def backprop_steps(loss: Tensor, grad: Any = None, retain_graph: bool = False) -
     # The engine's schedule: a tensor runs once the last of its consumers has sent its gradient,
     # taken from a stack. Following it exactly (not just any topological order) makes fan-out sums
     # add up in the same order, so the final .grad is bit for bit that of backward().
-    pending = _count_consumers([loss])
+    pending = _count_consumers(loss)
     grads: dict[int, np.ndarray] = {id(loss): root}
     ready = [loss]
     index = 0
