@@ -2,7 +2,7 @@
 
 from .tensor import Tensor, get_default_dtype, set_default_dtype  # noqa: I001 (first: the rest builds on it)
 
-from . import functional, init, inspect, losses, nn, ops
+from . import functional, init, inspect, losses, nn, ops, probes
 from .activations import Activation
 from .autograd import Function, backward, detect_anomaly, enable_grad, grad, is_grad_enabled, no_grad
 from .gradcheck import GradcheckError, gradcheck
@@ -18,5 +18,5 @@ __all__ = [
     "Activation", "F", "Function", "GradcheckError", "Tensor", "__version__", "backward", "concatenate",
     "detect_anomaly", "enable_grad", "functional", "get_default_dtype", "get_rng", "grad", "gradcheck",
     "init", "inspect", "is_grad_enabled", "load", "losses", "manual_seed", "maximum", "minimum", "nn", "no_grad",
-    "ops", "save", "set_default_dtype", "stack", "where",
+    "ops", "probes", "save", "set_default_dtype", "stack", "where",
 ]
