@@ -1,0 +1,277 @@
+"""学習ループ ``fit``: ミニバッチで順伝播 → 損失 → 逆伝播 → 更新 を繰り返し、エポックごとの記録を返す。
+
+    model = nn.MLP([2, 64, 64, 3])
+    opt = optim.Adam(model.parameters(), lr=0.001)
+    history = train.fit(model, F.softmax_cross_entropy, opt, DataLoader(X, y, 32), epochs=100)
+    history.loss[-1], history.accuracy[-1]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .autograd import no_grad
+from .optim.lr_scheduler import ReduceLROnPlateau
+from .tensor import Tensor
+
+__all__ = ["History", "evaluate", "fit"]
+
+
+@dataclass
+class History:
+    """``fit`` の記録。リストの i 番目がエポック i の値。
+
+    * ``loss``, ``accuracy``: 学習データでのバッチ平均 (サンプル数で重み付け)。``accuracy`` は
+      ラベルがクラス番号 (整数) で出力が (N, C) のときだけ記録する (それ以外は空のリスト)。
+    * ``lr``: そのエポックで使った学習率。
+    * ``grad_norms``: パラメータ名 ("0.W" など) → そのエポックの各バッチでの勾配の L2 ノルムの平均。
+    * ``val_loss``, ``val_accuracy``: ``val_loader`` を渡したときの評価データでの値。
+    * ``epoch_time``: 各エポックにかかった秒数。
+    * ``interrupted``: Ctrl-C で止めたら True (最後の要素は途中までのエポックの値)。
+    """
+
+    loss: list[float] = field(default_factory=list)
+    accuracy: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    grad_norms: dict[str, list[float]] = field(default_factory=dict)
+    val_loss: list[float] = field(default_factory=list)
+    val_accuracy: list[float] = field(default_factory=list)
+    epoch_time: list[float] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def epochs(self) -> int:
+        """記録したエポックの数。"""
+        return len(self.loss)
+
+    def __len__(self) -> int:
+        return self.epochs
+
+
+class _Running:
+    """Sample-weighted sums of loss and correct predictions over one pass of a loader."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.loss = 0.0
+        self.correct = 0
+        self.n_labelled = 0
+        self.batches = 0
+
+    def add(self, loss: float, out: Tensor, y: Any) -> None:
+        n = out.shape[0] if out.ndim else 1
+        self.n += n
+        self.loss += loss * n
+        self.batches += 1
+        correct = _n_correct(out, y)
+        if correct is not None:
+            self.correct += correct
+            self.n_labelled += n
+
+    @property
+    def mean_loss(self) -> float:
+        return self.loss / self.n if self.n else math.nan
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.correct / self.n_labelled if self.n_labelled else None
+
+
+def _n_correct(out: Tensor, y: Any) -> int | None:
+    """How many rows' argmax equals the class-index label, or None when y is not class indices."""
+    labels = y.data if isinstance(y, Tensor) else y
+    if not isinstance(labels, np.ndarray) or labels.dtype.kind not in "iu" or labels.ndim != 1:
+        return None
+    if out.ndim != 2 or out.shape[1] < 2 or out.shape[0] != labels.shape[0]:
+        return None
+    return int(np.count_nonzero(out.data.argmax(axis=1) == labels))
+
+
+def _loss_value(loss: Any) -> float:
+    if not isinstance(loss, Tensor) or loss.size != 1:
+        got = f"a Tensor of shape {loss.shape}" if isinstance(loss, Tensor) else type(loss).__name__
+        raise TypeError(f"loss_fn must return a scalar Tensor (one element), got {got}")
+    return loss.item()
+
+
+def _named_parameters(model: Any, optimizer: Any) -> list[tuple[str, Tensor]]:
+    if hasattr(model, "named_parameters"):
+        return list(model.named_parameters())
+    params = getattr(optimizer, "params", None) or []
+    return [(str(i), p) for i, p in enumerate(params)]
+
+
+def _set_mode(model: Any, training: bool) -> None:
+    if hasattr(model, "train"):
+        model.train(training)
+
+
+def evaluate(model: Any, loss_fn: Callable[[Tensor, Any], Tensor], loader: Iterable) -> tuple[float, float | None]:
+    """評価モード・勾配なしで ``loader`` 全体の (平均損失, 正解率) を返す (正解率はクラス番号ラベルのときだけ)。"""
+    _set_mode(model, False)
+    running = _Running()
+    with no_grad():
+        for xb, yb in loader:
+            out = model(xb)
+            running.add(_loss_value(loss_fn(out, yb)), out, yb)
+    return running.mean_loss, running.accuracy
+
+
+class _StopOnSigint:
+    """While active, the first Ctrl-C only asks the loop to stop after the current batch; a second one aborts."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+        self._installed = False
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> _StopOnSigint:
+        # Signal handlers can only be installed from the main thread; elsewhere Ctrl-C raises as usual.
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+            self._installed = True
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._installed:
+            previous = self._previous if self._previous is not None else signal.default_int_handler
+            signal.signal(signal.SIGINT, previous)
+
+
+def _progress_bar(total: int | None, desc: str, enabled: bool) -> Any:
+    if not enabled:
+        return contextlib.nullcontext(None)
+    from tqdm.auto import tqdm  # only needed when a bar is shown
+
+    return tqdm(total=total, desc=desc, file=sys.stdout, leave=True, dynamic_ncols=True)
+
+
+def _batches(loader: Iterable) -> Iterator[tuple[Any, Any]]:
+    for item in loader:
+        if not isinstance(item, tuple | list) or len(item) != 2:
+            raise TypeError(f"the loader must yield (X, y) pairs, got {type(item).__name__}")
+        yield item[0], item[1]
+
+
+def fit(model: Any, loss_fn: Callable[[Tensor, Any], Tensor], optimizer: Any, loader: Iterable, epochs: int,
+        val_loader: Iterable | None = None, scheduler: Any = None, progress: bool = True) -> History:
+    """``model`` を ``epochs`` エポック学習し、``History`` を返す。
+
+    各バッチで ``out = model(X)``, ``loss = loss_fn(out, y)``, ``optimizer.zero_grad()``,
+    ``loss.backward()``, ``optimizer.step()``。学習中は ``model.train()``、``val_loader`` での評価中は
+    ``model.eval()`` (終わったら呼ばれたときのモードに戻す)。``scheduler`` はエポックごとに 1 回
+    ``step()`` する (``ReduceLROnPlateau`` には評価データの損失、なければ学習データの損失を渡す)。
+
+    ``progress=True`` で標準出力が端末なら tqdm の進捗バー (損失と正解率つき) を出す。端末でなければ
+    何も出さない。Ctrl-C を押すと今のバッチを終えてから止まり、それまでの記録を返す
+    (``history.interrupted`` が True)。もう一度押すとすぐに KeyboardInterrupt になる。
+    """
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+        raise ValueError(f"epochs must be a non-negative int, got epochs={epochs!r}")
+    if not hasattr(optimizer, "step") or not hasattr(optimizer, "zero_grad"):
+        raise TypeError(f"optimizer must have step() and zero_grad(), got {type(optimizer).__name__}")
+    show = bool(progress) and sys.stdout.isatty()
+    named = _named_parameters(model, optimizer)
+    history = History(grad_norms={name: [] for name, _ in named})
+    was_training = getattr(model, "training", True)
+    try:
+        total = len(loader)  # type: ignore[arg-type]
+    except TypeError:
+        total = None
+    try:
+        with _StopOnSigint() as sigint:
+            for epoch in range(epochs):
+                start = time.perf_counter()
+                lr = float(optimizer.lr) if hasattr(optimizer, "lr") else math.nan
+                with _progress_bar(total, f"epoch {epoch + 1}/{epochs}", show) as bar:
+                    running, norms, interrupted = _train_epoch(model, loss_fn, optimizer, loader, named, bar, sigint)
+                    history.interrupted = interrupted
+                    if running.batches == 0:
+                        if interrupted:
+                            break
+                        raise ValueError("the loader yielded no batches (with drop_last=True, is batch_size "
+                                         "larger than the data set?)")
+                    history.loss.append(running.mean_loss)
+                    if running.accuracy is not None:
+                        history.accuracy.append(running.accuracy)
+                    history.lr.append(lr)
+                    for name, value in norms.items():
+                        history.grad_norms[name].append(value)
+                    if interrupted:
+                        history.epoch_time.append(time.perf_counter() - start)
+                        if bar is not None:
+                            bar.write("interrupted: stopped after the current batch")
+                        break
+                    monitor = running.mean_loss
+                    if val_loader is not None:
+                        val_loss, val_acc = evaluate(model, loss_fn, val_loader)
+                        history.val_loss.append(val_loss)
+                        if val_acc is not None:
+                            history.val_accuracy.append(val_acc)
+                        monitor = val_loss
+                        if bar is not None:
+                            bar.set_postfix({**_postfix(running), "val_loss": f"{val_loss:.4f}"}, refresh=True)
+                    if scheduler is not None:
+                        if isinstance(scheduler, ReduceLROnPlateau):
+                            scheduler.step(monitor)
+                        else:
+                            scheduler.step()
+                    history.epoch_time.append(time.perf_counter() - start)
+    finally:
+        _set_mode(model, was_training)
+    return history
+
+
+def _train_epoch(model: Any, loss_fn: Callable, optimizer: Any, loader: Iterable, named: list[tuple[str, Tensor]],
+                 bar: Any, sigint: _StopOnSigint) -> tuple[_Running, dict[str, float], bool]:
+    """One pass over the loader: (running sums, mean gradient norm per parameter, whether it was interrupted)."""
+    _set_mode(model, True)
+    running = _Running()
+    norm_sums = {name: 0.0 for name, _ in named}
+    norm_counts = {name: 0 for name, _ in named}
+    interrupted = False
+    try:
+        for xb, yb in _batches(loader):
+            out = model(xb)
+            loss = loss_fn(out, yb)
+            value = _loss_value(loss)
+            optimizer.zero_grad()
+            loss.backward()
+            for name, p in named:
+                if p.grad is not None:
+                    g = p.grad.ravel()
+                    norm_sums[name] += math.sqrt(float(np.dot(g, g)))
+                    norm_counts[name] += 1
+            optimizer.step()
+            running.add(value, out, yb)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(_postfix(running), refresh=False)
+            if sigint.requested:
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+    norms = {name: norm_sums[name] / norm_counts[name] if norm_counts[name] else math.nan for name, _ in named}
+    return running, norms, interrupted or sigint.requested
+
+
+def _postfix(running: _Running) -> dict[str, str]:
+    out = {"loss": f"{running.mean_loss:.4f}"}
+    if running.accuracy is not None:
+        out["acc"] = f"{running.accuracy:.3f}"
+    return out
