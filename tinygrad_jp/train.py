@@ -153,12 +153,13 @@ class _StopOnSigint:
             signal.signal(signal.SIGINT, previous)
 
 
-def _progress_bar(total: int | None, desc: str, enabled: bool) -> Any:
+def _progress_bar(total: int | None, enabled: bool) -> Any:
+    """One bar over all batches of all epochs (a bar per epoch would fill the screen in a 300-epoch run)."""
     if not enabled:
         return contextlib.nullcontext(None)
-    from tqdm.auto import tqdm  # only needed when a bar is shown
+    from tqdm import tqdm  # only needed when a bar is shown
 
-    return tqdm(total=total, desc=desc, file=sys.stdout, leave=True, dynamic_ncols=True)
+    return tqdm(total=total, file=sys.stdout, dynamic_ncols=True)
 
 
 def _batches(loader: Iterable) -> Iterator[tuple[Any, Any]]:
@@ -194,44 +195,45 @@ def fit(model: Any, loss_fn: Callable[[Tensor, Any], Tensor], optimizer: Any, lo
     except TypeError:
         total = None
     try:
-        with _StopOnSigint() as sigint:
+        with _StopOnSigint() as sigint, _progress_bar(None if total is None else total * epochs, show) as bar:
             for epoch in range(epochs):
                 start = time.perf_counter()
                 lr = float(optimizer.lr) if hasattr(optimizer, "lr") else math.nan
-                with _progress_bar(total, f"epoch {epoch + 1}/{epochs}", show) as bar:
-                    running, norms, interrupted = _train_epoch(model, loss_fn, optimizer, loader, named, bar, sigint)
-                    history.interrupted = interrupted
-                    if running.batches == 0:
-                        if interrupted:
-                            break
-                        raise ValueError("the loader yielded no batches (with drop_last=True, is batch_size "
-                                         "larger than the data set?)")
-                    history.loss.append(running.mean_loss)
-                    if running.accuracy is not None:
-                        history.accuracy.append(running.accuracy)
-                    history.lr.append(lr)
-                    for name, value in norms.items():
-                        history.grad_norms[name].append(value)
+                if bar is not None:
+                    bar.set_description(f"epoch {epoch + 1}/{epochs}", refresh=False)
+                running, norms, interrupted = _train_epoch(model, loss_fn, optimizer, loader, named, bar, sigint)
+                history.interrupted = interrupted
+                if running.batches == 0:
                     if interrupted:
-                        history.epoch_time.append(time.perf_counter() - start)
-                        if bar is not None:
-                            bar.write("interrupted: stopped after the current batch")
                         break
-                    monitor = running.mean_loss
-                    if val_loader is not None:
-                        val_loss, val_acc = evaluate(model, loss_fn, val_loader)
-                        history.val_loss.append(val_loss)
-                        if val_acc is not None:
-                            history.val_accuracy.append(val_acc)
-                        monitor = val_loss
-                        if bar is not None:
-                            bar.set_postfix({**_postfix(running), "val_loss": f"{val_loss:.4f}"}, refresh=True)
-                    if scheduler is not None:
-                        if isinstance(scheduler, ReduceLROnPlateau):
-                            scheduler.step(monitor)
-                        else:
-                            scheduler.step()
+                    raise ValueError("the loader yielded no batches (with drop_last=True, is batch_size "
+                                     "larger than the data set?)")
+                history.loss.append(running.mean_loss)
+                if running.accuracy is not None:
+                    history.accuracy.append(running.accuracy)
+                history.lr.append(lr)
+                for name, value in norms.items():
+                    history.grad_norms[name].append(value)
+                if interrupted:
                     history.epoch_time.append(time.perf_counter() - start)
+                    if bar is not None:
+                        bar.write("interrupted: stopped after the current batch")
+                    break
+                monitor = running.mean_loss
+                if val_loader is not None:
+                    val_loss, val_acc = evaluate(model, loss_fn, val_loader)
+                    history.val_loss.append(val_loss)
+                    if val_acc is not None:
+                        history.val_accuracy.append(val_acc)
+                    monitor = val_loss
+                    if bar is not None:
+                        bar.set_postfix({**_postfix(running), "val_loss": f"{val_loss:.4f}"}, refresh=False)
+                if scheduler is not None:
+                    if isinstance(scheduler, ReduceLROnPlateau):
+                        scheduler.step(monitor)
+                    else:
+                        scheduler.step()
+                history.epoch_time.append(time.perf_counter() - start)
     finally:
         _set_mode(model, was_training)
     return history
