@@ -12,9 +12,9 @@ LENGTH = 100_000
 FACTOR = 1.0001
 
 
-def make(impl: str, length: int = LENGTH) -> Callable[[], float]:
-    """鎖を作って逆伝播し、dy/dx (= 1.0001^length) を返す関数。"""
-    return {"numpy": _numpy, "tinygrad_jp": _tinygrad, "torch": _torch}[impl](length)
+def make(impl: str, length: int | None = None) -> Callable[[], float]:
+    """長さ ``length`` (既定は LENGTH) の鎖を作って逆伝播し、dy/dx (= 1.0001^length) を返す関数。"""
+    return {"numpy": _numpy, "tinygrad_jp": _tinygrad, "torch": _torch}[impl](length or LENGTH)
 
 
 def _numpy(length):

@@ -112,3 +112,18 @@ def xavier_params(sizes: list[int], seed: int = SEED) -> list[tuple[np.ndarray, 
 
 def copy_params(params: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(W.copy(), b.copy()) for W, b in params]
+
+
+def tinygrad_mlp(sizes: list[int], activation: str, params: list[tuple[np.ndarray, np.ndarray]]):
+    """``nn.MLP(sizes, activation)`` を作り、その重みを ``params`` の値で置き換える。"""
+    from tinygrad_jp import nn
+
+    model = nn.MLP(sizes, activation=activation)
+    values = [a for pair in params for a in pair]
+    weights = model.parameters()
+    if [w.shape for w in weights] != [v.shape for v in values]:
+        raise CheckError(f"nn.MLP{tuple(sizes)} has parameters of shapes {[w.shape for w in weights]}, "
+                         f"expected {[v.shape for v in values]}")
+    for w, v in zip(weights, values):
+        w.data[...] = v
+    return model

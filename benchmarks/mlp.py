@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .common import SEED, CheckError, copy_params, he_params
+from .common import SEED, CheckError, copy_params, he_params, tinygrad_mlp
 
 TITLE = "(b) MLP 784-100-100-100-100-10 ReLU, batch 128, float32, softmax CE, SGD: one step"
 IMPLS = ("numpy", "numpy_tuned", "tinygrad_jp", "torch")
@@ -138,40 +138,28 @@ class TunedNumpyMLP:
 
 # ---------------------------------------------------------------------- tinygrad_jp
 class TinygradMLP:
-    """tinygrad_jp: Linear と ReLU の層、softmax 交差エントロピー、SGD で書いた学習の 1 ステップ。"""
+    """tinygrad_jp のふつうの書き方: nn.MLP、F.softmax_cross_entropy、optim.SGD。"""
 
     def __init__(self, params, X, T):
-        from tinygrad_jp import Tensor
+        from tinygrad_jp import F, Tensor, optim
 
-        self.params = [(Tensor(W, requires_grad=True), Tensor(b, requires_grad=True)) for W, b in params]
+        self.model = tinygrad_mlp(SIZES, "relu", params)
+        self.opt = optim.SGD(self.model.parameters(), lr=LR)
+        self.cross_entropy = F.softmax_cross_entropy
         self.X = [Tensor(x) for x in X]
         self.T = list(T)
-        self.onehot = [np.eye(SIZES[-1], dtype=np.float32)[t] for t in T]
         self.i = 0
 
-    def parameters(self) -> list:
-        return [p for pair in self.params for p in pair]
-
-    def loss(self, x, k):
-        h = x
-        last = len(self.params) - 1
-        for j, (W, b) in enumerate(self.params):
-            h = h @ W + b
-            if j < last:
-                h = h.relu()
-        shifted = h - h.data.max(axis=1, keepdims=True)
-        logp = shifted - shifted.exp().sum(axis=1, keepdims=True).log()
-        return -(logp * self.onehot[k]).sum() * (1.0 / len(x.data))
+    def loss(self, k: int):
+        return self.cross_entropy(self.model(self.X[k]), self.T[k])
 
     def step(self):
         k = self.i % N_BATCHES
         self.i += 1
-        for p in self.parameters():
-            p.grad = None
-        loss = self.loss(self.X[k], k)
+        self.opt.zero_grad()
+        loss = self.loss(k)
         loss.backward()
-        for p in self.parameters():
-            p.data -= LR * p.grad
+        self.opt.step()
         return loss.data
 
 
@@ -215,7 +203,7 @@ def check_float32() -> None:
     from tinygrad_jp.autograd import toposort
 
     model = TinygradMLP(copy_params(he_params(SIZES)), *data())
-    loss = model.loss(model.X[0], 0)
+    loss = model.loss(0)
     for node in toposort([loss]):
         if node.data.dtype != np.float32:
             raise CheckError(f"(b) forward: {node.grad_fn or 'a leaf'} produced {node.data.dtype}, expected float32")
@@ -229,7 +217,7 @@ def check_float32() -> None:
                 raise CheckError(f"(b) backward of {fn.name} returned a {np.asarray(g).dtype} gradient "
                                  f"for an input of shape {p.shape}, expected float32")
     model.step()
-    for i, p in enumerate(model.parameters()):
+    for i, p in enumerate(model.model.parameters()):
         if p.grad is None or p.grad.dtype != np.float32 or p.data.dtype != np.float32:
             raise CheckError(f"(b) parameter {i}: data {p.data.dtype}, grad "
                              f"{None if p.grad is None else p.grad.dtype}; expected float32 for both")

@@ -54,7 +54,7 @@ TARGETS = [
     ("c", "tinygrad_jp / PyTorch", "tinygrad_jp", "torch", 0.33),
     ("d", "tinygrad_jp time (s)", "tinygrad_jp", None, 1.0),
     ("d", "tinygrad_jp peak memory growth (MB)", "tinygrad_jp", None, 150.0),
-    ("b", "tinygrad_jp RSS growth over 2,000 steps (MB)", "tinygrad_jp", None, 5.0),
+    ("b", "tinygrad_jp RSS growth over the memory steps (MB)", "tinygrad_jp", None, 5.0),
 ]
 
 
@@ -87,6 +87,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "numpy": np.__version__,
         "blas_threads": blas_threads(),
+        "load_average_1min": os.getloadavg()[0],
         "env": {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS")
                 if k in os.environ},
     }
@@ -195,7 +196,7 @@ def work(key: str, impl: str, quick: bool) -> dict[str, Any]:
         result["torch_threads"] = torch.get_num_threads()
     rounds, round_seconds, warmup_seconds = TIMING[key][quick]
     if key == "d":
-        mod.make(impl, 1000)()
+        mod.make(impl, 1000)()  # warm-up on a short chain, so the full one is measured only once
         step = mod.make(impl)
         result.update(peak_memory_of_one_run(step))
     else:
@@ -305,6 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     print(f"machine: {info['cpu']}, {info['cores']} cores, Python {info['python']}, numpy {info['numpy']} "
           f"({info.get('blas')}, {info['blas_threads']} threads), PyTorch {info.get('torch', 'not installed')}")
+    if info["load_average_1min"] > 0.5:
+        print(f"warning: load average {info['load_average_1min']:.2f}: other processes are running, so the "
+              "times will be noisy (a busy core slows multithreaded BLAS most)", file=sys.stderr)
     try:
         for line in check(keys, {"torch": has_torch}):
             print(f"check ok: {line}")

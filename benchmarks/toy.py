@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .common import SEED, copy_params, xavier_params
+from .common import SEED, copy_params, tinygrad_mlp, xavier_params
 
 TITLE = "(c) MLP 2-16-16-1 tanh, 100 points, full-batch MSE, SGD: one step"
 IMPLS = ("numpy", "tinygrad_jp", "torch")
@@ -59,26 +59,18 @@ def _numpy(params, X, Y):
 
 
 def _tinygrad(params, X, Y):
-    from tinygrad_jp import Tensor
+    from tinygrad_jp import F, Tensor, optim
 
-    tparams = [(Tensor(W, requires_grad=True), Tensor(b, requires_grad=True)) for W, b in params]
-    flat = [p for pair in tparams for p in pair]
+    model = tinygrad_mlp(SIZES, "tanh", params)
+    opt = optim.SGD(model.parameters(), lr=LR)
     x, y = Tensor(X), Tensor(Y)
-    last = len(tparams) - 1
+    mse = F.mse_loss
 
     def step():
-        for p in flat:
-            p.grad = None
-        h = x
-        for k, (W, b) in enumerate(tparams):
-            h = h @ W + b
-            if k < last:
-                h = h.tanh()
-        diff = h - y
-        loss = (diff * diff).mean()
+        opt.zero_grad()
+        loss = mse(model(x), y)
         loss.backward()
-        for p in flat:
-            p.data -= LR * p.grad
+        opt.step()
         return loss.data
 
     return step
