@@ -44,7 +44,7 @@ def _class_targets(labels: Any, n: int, c: int, dtype: np.dtype) -> np.ndarray:
         bad = ~np.isfinite(t) | (t < 0) | (t > 1)
         if bad.any():
             pos = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise ValueError(f"one-hot labels must lie in [0, 1], got {lab[pos]!r} at position {pos}")
+            raise ValueError(f"one-hot labels must lie in [0, 1], got {lab[pos]} at position {pos}")
         sums = t.sum(axis=1, dtype=np.float64)
         off = np.abs(sums - 1) > 1e-4
         if off.any():
@@ -188,7 +188,7 @@ def accuracy(logits_or_probs: Any, labels: Any, threshold: float = 0.0) -> float
         outside = ~((lab == 0) | (lab == 1))
         if outside.any():
             pos = int(np.argmax(outside))
-            raise ValueError(f"labels of a binary output must be 0 or 1, got {lab[pos]!r} at position {pos}")
+            raise ValueError(f"labels of a binary output must be 0 or 1, got {lab[pos]} at position {pos}")
         target = lab == 1
     else:
         n, c = _class_scores(scores, "logits_or_probs").shape
