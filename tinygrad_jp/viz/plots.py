@@ -50,6 +50,12 @@ def plot_activations(
             acts[type(act).__name__] = act
     if not acts:
         raise ValueError("plot_activations needs at least one activation, got none")
+    for name, act in acts.items():
+        if not callable(getattr(act, "derivative", None)):
+            raise TypeError(
+                f"plot_activations draws elementwise activations with a derivative(x); {name} "
+                f"({type(act).__name__}) has none"
+            )
     x = np.linspace(-5.0, 5.0, 401) if x is None else np.asarray(x, dtype=float)
     fig = new_figure((11, 3.2 * len(acts)), show)
     axes = fig.subplots(len(acts), 2, squeeze=False)
