@@ -101,12 +101,13 @@ class Activation(Layer):
             ) from None
 
 
-def _step(x, below: float, above: float) -> np.ndarray:
-    """A piecewise-constant derivative: `above` where x > 0, `below` elsewhere, in x's dtype.
+def _positive(x) -> np.ndarray:
+    """1 where x > 0, else 0, as a constant array of x's dtype (also when x is a Tensor).
 
-    A constant array even when x is a Tensor: its own derivative is zero off the kink.
+    Branches are blended arithmetically as m·a + (1 - m)·b, which is exact for finite a and b and
+    several times faster than np.where on unpredictable signs.
     """
-    return np.where(x > 0, above, below).astype(x.dtype, copy=False)
+    return (x > 0).astype(x.dtype)
 
 
 def _clip(x, bound: float):
@@ -117,8 +118,11 @@ class Sigmoid(Activation):
     """σ(x) = 1 / (1 + e^{-x})、σ'(x) = σ(x)(1 - σ(x))。"""
 
     def f(self, x):
-        # exp(-log(1 + e^{-x})) never overflows and keeps relative precision for very negative x.
-        return np.exp(-np.logaddexp(0, -x))
+        # With e = e^{-|x|} ∈ (0, 1]: σ(x) = 1 / (1 + e) for x ≥ 0 and e / (1 + e) for x < 0. Nothing
+        # overflows, very negative x keeps its relative precision, and it is much faster than logaddexp.
+        e = np.exp(-np.abs(x))
+        m = (x >= 0).astype(e.dtype)
+        return (m + (1 - m) * e) / (1 + e)
 
     def df(self, x, y):
         return y * (1 - y)
@@ -141,7 +145,7 @@ class ReLU(Activation):
         return np.maximum(x, 0)
 
     def df(self, x, y):
-        return _step(x, 0, 1)
+        return _positive(x)
 
 
 class LeakyReLU(Activation):
@@ -151,10 +155,12 @@ class LeakyReLU(Activation):
         self.alpha = float(alpha)
 
     def f(self, x):
-        return np.where(x > 0, x, x * self.alpha)
+        # For α ≤ 1 the larger of x and αx is the right branch; for α > 1 the smaller.
+        return np.maximum(x, x * self.alpha) if self.alpha <= 1 else np.minimum(x, x * self.alpha)
 
     def df(self, x, y):
-        return _step(x, self.alpha, 1)
+        m = _positive(x)
+        return m + (1 - m) * self.alpha
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}"
@@ -168,10 +174,11 @@ class ELU(Activation):
 
     def f(self, x):
         # e^x is taken of min(x, 0) only: the chapter's np.exp(x) overflows for large positive x.
-        return np.where(x > 0, x, np.expm1(np.minimum(x, 0)) * self.alpha)
+        return np.maximum(x, 0) + np.expm1(np.minimum(x, 0)) * self.alpha
 
     def df(self, x, y):
-        return ops.where(x > 0, 1.0, ops.exp(ops.minimum(x, 0)) * self.alpha)
+        m = _positive(x)
+        return m + (1 - m) * (ops.exp(ops.minimum(x, 0)) * self.alpha)
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}"
@@ -233,8 +240,8 @@ class Softplus(Activation):
     """Softplus(x) = log(1 + e^x)、導関数は σ(x)。ReLU を滑らかにしたもの。"""
 
     def f(self, x):
-        # log(e^0 + e^x) computed as max(x, 0) + log1p(e^{-|x|}): no overflow for any x.
-        return np.logaddexp(0, x)
+        # log(1 + e^x) = max(x, 0) + log(1 + e^{-|x|}): no overflow for any x (and faster than logaddexp).
+        return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
 
     def df(self, x, y):
         return SIGMOID(x)
