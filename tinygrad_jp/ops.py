@@ -91,6 +91,8 @@ def _const(x):
 
 # ---------------------------------------------------------------------- arithmetic
 class Add(Function):
+    __slots__ = ()
+
     def forward(self, a, b):
         return a + b
 
@@ -99,6 +101,8 @@ class Add(Function):
 
 
 class Sub(Function):
+    __slots__ = ()
+
     def forward(self, a, b):
         return a - b
 
@@ -107,6 +111,8 @@ class Sub(Function):
 
 
 class Mul(Function):
+    __slots__ = ()
+
     def forward(self, a, b):
         return a * b
 
@@ -115,6 +121,8 @@ class Mul(Function):
 
 
 class Div(Function):
+    __slots__ = ()
+
     def forward(self, a, b):
         return a / b
 
@@ -126,6 +134,8 @@ class Div(Function):
 class Pow(Function):
     """a ** b。b についての勾配 (a^b log a) は a > 0 でだけ定義される。"""
 
+    __slots__ = ()
+
     def forward(self, a, b):
         return a**b
 
@@ -136,6 +146,8 @@ class Pow(Function):
 
 
 class Neg(Function):
+    __slots__ = ()
+
     def forward(self, a):
         return -a
 
@@ -144,6 +156,8 @@ class Neg(Function):
 
 
 class Abs(Function):
+    __slots__ = ()
+
     def forward(self, a):
         return np.abs(a)
 
@@ -152,6 +166,8 @@ class Abs(Function):
 
 
 class Exp(Function):
+    __slots__ = ()
+
     def forward(self, a):
         return np.exp(a)
 
@@ -160,6 +176,8 @@ class Exp(Function):
 
 
 class Log(Function):
+    __slots__ = ()
+
     def forward(self, a):
         return np.log(a)
 
@@ -168,6 +186,8 @@ class Log(Function):
 
 
 class Sqrt(Function):
+    __slots__ = ()
+
     def forward(self, a):
         return np.sqrt(a)
 
@@ -176,6 +196,8 @@ class Sqrt(Function):
 
 
 class Sin(Function):
+    __slots__ = ()
+
     def forward(self, a):
         return np.sin(a)
 
@@ -184,6 +206,8 @@ class Sin(Function):
 
 
 class Cos(Function):
+    __slots__ = ()
+
     def forward(self, a):
         return np.cos(a)
 
@@ -193,6 +217,8 @@ class Cos(Function):
 
 class Clip(Function):
     """区間 [lo, hi] に切り詰める。はみ出した要素には勾配が流れない。"""
+
+    __slots__ = ("hi", "lo")
 
     def __init__(self, lo, hi):
         self.lo, self.hi = lo, hi
@@ -213,6 +239,8 @@ class Clip(Function):
 class Maximum(Function):
     """要素ごとの max(a, b)。等しいところの勾配は a に流す。"""
 
+    __slots__ = ()
+
     def forward(self, a, b):
         return np.maximum(a, b)
 
@@ -224,6 +252,8 @@ class Maximum(Function):
 class Minimum(Function):
     """要素ごとの min(a, b)。等しいところの勾配は a に流す。"""
 
+    __slots__ = ()
+
     def forward(self, a, b):
         return np.minimum(a, b)
 
@@ -233,6 +263,8 @@ class Minimum(Function):
 
 
 class Where(Function):
+    __slots__ = ("cond",)
+
     def __init__(self, cond: np.ndarray):
         self.cond = cond
 
@@ -244,6 +276,8 @@ class Where(Function):
 
 
 class Cast(Function):
+    __slots__ = ("dtype", "src")
+
     def __init__(self, dtype):
         self.dtype = np.dtype(dtype)
 
@@ -257,6 +291,8 @@ class Cast(Function):
 
 class MatMul(Function):
     """行列積 a @ b (2 次元以上。バッチ次元はブロードキャストされる)。"""
+
+    __slots__ = ()
 
     def forward(self, a, b):
         return a @ b
@@ -297,6 +333,8 @@ def _kept_shape(shape: tuple, axis) -> tuple:
 
 
 class _Reduce(Function):
+    __slots__ = ("axis", "keepdims")
+
     def __init__(self, axis=None, keepdims: bool = False):
         if isinstance(axis, list):
             axis = tuple(axis)
@@ -304,10 +342,14 @@ class _Reduce(Function):
 
     def _expand(self, g, in_shape):
         """Put back the reduced axes (as size 1) so that g broadcasts against the input."""
-        return g if self.keepdims else g.reshape(_kept_shape(in_shape, self.axis))
+        if self.keepdims or g.ndim == 0:  # a 0-d g broadcasts as it is
+            return g
+        return g.reshape(_kept_shape(in_shape, self.axis))
 
 
 class Sum(_Reduce):
+    __slots__ = ()
+
     def forward(self, a):
         return a.sum(axis=self.axis, keepdims=self.keepdims)
 
@@ -316,6 +358,8 @@ class Sum(_Reduce):
 
 
 class Mean(_Reduce):
+    __slots__ = ()
+
     def forward(self, a):
         return a.mean(axis=self.axis, keepdims=self.keepdims)
 
@@ -326,6 +370,8 @@ class Mean(_Reduce):
 
 class Extremum(_Reduce):
     """max / min による縮約。最大 (最小) が複数あれば勾配を等分する。"""
+
+    __slots__ = ("reducer",)
 
     def __init__(self, reducer, axis=None, keepdims: bool = False):
         super().__init__(axis, keepdims)
@@ -357,6 +403,8 @@ def var(x: Tensor, axis=None, keepdims: bool = False, ddof: int = 0) -> Tensor:
 
 # ---------------------------------------------------------------------- shape
 class Reshape(Function):
+    __slots__ = ("shape",)
+
     def __init__(self, shape: tuple):
         self.shape = shape
 
@@ -373,6 +421,8 @@ class Reshape(Function):
 
 
 class Transpose(Function):
+    __slots__ = ("axes",)
+
     def __init__(self, axes):
         self.axes = axes
 
@@ -386,6 +436,8 @@ class Transpose(Function):
 
 
 class BroadcastTo(Function):
+    __slots__ = ("shape",)
+
     def __init__(self, shape: tuple):
         self.shape = shape
 
@@ -424,6 +476,8 @@ def unsqueeze(x: Tensor, axis: int) -> Tensor:
 
 
 class Concatenate(Function):
+    __slots__ = ("axis",)
+
     def __init__(self, axis: int):
         self.axis = axis
 
@@ -441,6 +495,8 @@ class Concatenate(Function):
 
 
 class Stack(Function):
+    __slots__ = ("axis",)
+
     def __init__(self, axis: int):
         self.axis = axis
 
@@ -500,6 +556,8 @@ def _scatter_numpy(g: np.ndarray, index: Any, shape: tuple) -> np.ndarray:
 class GetItem(Function):
     """``x[index]``。整数配列で同じ要素を何度取り出しても、勾配はすべて足し合わされる。"""
 
+    __slots__ = ("index",)
+
     def __init__(self, index: Any):
         self.index = _normalize_index(index)
 
@@ -517,6 +575,8 @@ class GetItem(Function):
 
 class ScatterAdd(Function):
     """GetItem の逆伝播を微分可能にするための演算: g を ``shape`` のゼロ配列の ``index`` に足す。"""
+
+    __slots__ = ("index", "shape")
 
     def __init__(self, index: Any, shape: tuple):
         self.index, self.shape = index, shape

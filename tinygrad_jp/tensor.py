@@ -11,11 +11,17 @@ dtype の規則:
 from __future__ import annotations
 
 import contextlib
+import itertools
+import math
 from typing import Any
 
 import numpy as np
 
 _default_dtype = np.dtype(np.float32)
+
+# Every tensor is numbered at creation. An op's output is always created after its inputs, so
+# running backward in decreasing number visits every node after all of its consumers.
+_next_seq = itertools.count().__next__
 
 
 def set_default_dtype(dtype: Any) -> None:
@@ -42,6 +48,27 @@ def _scalar_array(x: Any, dtype: np.dtype) -> np.ndarray:
     return np.asarray(x, dtype=np.result_type(dtype, x))
 
 
+# Constants such as the 2 in `x * 2` recur in every step of a training loop: one read-only
+# Tensor per (type, value, dtype) saves an array and a Tensor per use.
+_constants: dict[tuple, Tensor] = {}
+_MAX_CONSTANTS = 4096
+
+
+def _constant(x: Any, dtype: np.dtype) -> Tensor:
+    key = (type(x), x, dtype)
+    t = _constants.get(key)
+    if t is None:
+        arr = _scalar_array(x, dtype)
+        arr.flags.writeable = False
+        t = Tensor._make(arr, None)
+        # -0.0 == 0.0 and NaN != NaN: neither may share an entry.
+        if x == x and not (x == 0 and math.copysign(1.0, x) < 0):
+            if len(_constants) >= _MAX_CONSTANTS:
+                _constants.clear()
+            _constants[key] = t
+    return t
+
+
 class Tensor:
     """勾配を追跡できる多次元配列。
 
@@ -51,7 +78,7 @@ class Tensor:
     numpy 配列 (``backward`` で加算される) か None。
     """
 
-    __slots__ = ("__weakref__", "_ctx", "_hooks", "_retain", "data", "grad", "name", "requires_grad")
+    __slots__ = ("__weakref__", "_ctx", "_hooks", "_retain", "_seq", "data", "grad", "name", "requires_grad")
     # numpy must hand binary operators back to Tensor instead of treating it as an object array.
     __array_ufunc__ = None
 
@@ -81,6 +108,7 @@ class Tensor:
         self.name = name
         self._hooks = None
         self._retain = False
+        self._seq = _next_seq()
 
     @staticmethod
     def _make(data: np.ndarray, ctx: Any) -> Tensor:
@@ -93,6 +121,7 @@ class Tensor:
         t.name = None
         t._hooks = None
         t._retain = False
+        t._seq = _next_seq()
         return t
 
     # ------------------------------------------------------------------ attributes
@@ -220,7 +249,7 @@ class Tensor:
         if isinstance(other, np.ndarray):
             return Tensor._make(other, None)
         if isinstance(other, (int, float)):
-            return Tensor._make(_scalar_array(other, self.data.dtype), None)
+            return _constant(other, self.data.dtype)
         if isinstance(other, np.generic):
             return Tensor._make(np.asarray(other), None)
         if isinstance(other, (list, tuple)):
