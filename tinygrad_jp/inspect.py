@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import heapq
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -123,23 +124,6 @@ def _local_derivatives(fn: Function, y: np.ndarray, xs: list[np.ndarray], names:
     return [rules[min(i, len(rules) - 1)] if need else None for i, need in enumerate(fn.needs)]
 
 
-def _count_consumers(root: Tensor) -> dict[int, int]:
-    """How many graph edges carry a gradient into each tensor: a tensor is ready when all have arrived."""
-    pending: dict[int, int] = {}
-    stack = [root]
-    while stack:
-        fn = stack.pop()._ctx
-        if fn is None or fn.parents is None:
-            continue
-        for p, need in zip(fn.parents, fn.needs):
-            if need:
-                if id(p) not in pending:
-                    pending[id(p)] = 0
-                    stack.append(p)
-                pending[id(p)] += 1
-    return pending
-
-
 def backprop_steps(loss: Tensor, grad: Any = None, retain_graph: bool = False) -> Iterator[BackpropStep]:
     """``loss`` から逆伝播を 1 ノードずつ行い、ステップごとに ``BackpropStep`` を返すジェネレータ。
 
@@ -160,15 +144,14 @@ def backprop_steps(loss: Tensor, grad: Any = None, retain_graph: bool = False) -
     else:
         root = _as_grad(grad, loss)
     labels = _labels(toposort([loss]))
-    # The engine's schedule: a tensor runs once the last of its consumers has sent its gradient,
-    # taken from a stack. Following it exactly (not just any topological order) makes fan-out sums
-    # add up in the same order, so the final .grad is bit for bit that of backward().
-    pending = _count_consumers(loss)
+    # The engine's schedule: tensors wait in a heap keyed by creation number and the newest runs
+    # first, which is after all its consumers. Following it exactly (not just any topological order)
+    # makes fan-out sums add up in the same order, so the final .grad is bit for bit that of backward().
     grads: dict[int, np.ndarray] = {id(loss): root}
-    ready = [loss]
+    heap = [(-loss._seq, loss)]
     index = 0
-    while ready:
-        node = ready.pop()
+    while heap:
+        node = heapq.heappop(heap)[1]
         g = grads.pop(id(node))
         if node._hooks:
             g = np.asarray(_call_hooks(node, g))
@@ -197,17 +180,18 @@ def backprop_steps(loss: Tensor, grad: Any = None, retain_graph: bool = False) -
                 if not need:
                     step.sent.append(None)
                     continue
-                pending[id(p)] -= 1
                 if gp is not None:
                     gp = unbroadcast(np.asarray(gp), p.data.shape)
                     if gp.dtype != p.data.dtype:
                         gp = gp.astype(p.data.dtype)
                     prev = grads.get(id(p))
-                    # A fresh sum, never in place: arrays shown in earlier steps keep their values.
-                    grads[id(p)] = gp if prev is None else np.asarray(prev + gp)
+                    if prev is None:
+                        grads[id(p)] = gp
+                        heapq.heappush(heap, (-p._seq, p))
+                    else:
+                        # A fresh sum, never in place: arrays shown in earlier steps keep their values.
+                        grads[id(p)] = np.asarray(prev + gp)
                 step.sent.append(gp)
-                if pending[id(p)] == 0 and id(p) in grads:
-                    ready.append(p)
             if not retain_graph:
                 fn.parents = None
         yield step
