@@ -2,7 +2,7 @@
 
 from .tensor import Tensor, get_default_dtype, set_default_dtype  # noqa: I001 (first: the rest builds on it)
 
-from . import functional, init, inspect, losses, nn, ops, probes
+from . import data, functional, init, inspect, losses, nn, ops, optim, probes, train
 from .activations import Activation
 from .autograd import Function, backward, detect_anomaly, enable_grad, grad, is_grad_enabled, no_grad
 from .gradcheck import GradcheckError, gradcheck
@@ -16,7 +16,7 @@ F = functional
 
 __all__ = [
     "Activation", "F", "Function", "GradcheckError", "Tensor", "__version__", "backward", "concatenate",
-    "detect_anomaly", "enable_grad", "functional", "get_default_dtype", "get_rng", "grad", "gradcheck",
+    "data", "detect_anomaly", "enable_grad", "functional", "get_default_dtype", "get_rng", "grad", "gradcheck",
     "init", "inspect", "is_grad_enabled", "load", "losses", "manual_seed", "maximum", "minimum", "nn", "no_grad",
-    "ops", "probes", "save", "set_default_dtype", "stack", "where",
+    "ops", "optim", "probes", "save", "set_default_dtype", "stack", "train", "where",
 ]

@@ -15,6 +15,7 @@ from ..activations import (
     Tanh,
 )
 from ..layer import Layer
+from . import utils
 from .containers import Sequential
 from .dropout import Dropout
 from .linear import Linear
@@ -25,4 +26,5 @@ from .residual import Residual
 __all__ = [
     "ELU", "GELU", "MLP", "Activation", "BatchNorm1d", "Dropout", "Identity", "Layer", "LeakyReLU", "Linear",
     "LogSoftmax", "ReLU", "Residual", "Sequential", "Sigmoid", "Softmax", "Softplus", "Swish", "Tanh",
+    "utils",
 ]
