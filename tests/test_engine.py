@@ -275,3 +275,12 @@ def test_detect_anomaly_names_the_forward_op():
                 x.log()
     with np.errstate(all="ignore"):
         assert np.isnan(x.log().data[0])  # off by default
+
+
+def test_detect_anomaly_in_backward_names_the_op_and_where_it_was_created():
+    x = Tensor([0.0, 1.0], requires_grad=True)
+    with tg.detect_anomaly():
+        y = x.sqrt()  # the gradient 1 / (2 sqrt(x)) is inf at 0
+        with pytest.raises(FloatingPointError, match=r"(?s)Sqrt\.backward contains inf.*created.*y = x\.sqrt\(\)"):
+            with np.errstate(divide="ignore"):
+                y.sum().backward()

@@ -7,6 +7,8 @@ Function は出力を参照しないので循環参照は生まれず、損失�
 from __future__ import annotations
 
 import functools
+import os
+import traceback
 from collections.abc import Sequence
 from heapq import heappop, heappush
 from typing import Any
@@ -16,6 +18,7 @@ import numpy as np
 from .tensor import Tensor
 
 _grad_enabled = True
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _anomaly = False
 
 
@@ -66,7 +69,11 @@ def is_grad_enabled() -> bool:
 
 
 class detect_anomaly:
-    """この中では、順伝播の出力か逆伝播の勾配に NaN/inf が現れた最初の演算で例外を送出する。"""
+    """この中では、順伝播の出力か逆伝播の勾配に NaN/inf が現れた最初の演算で例外を送出する。
+
+    逆伝播で見つかったときは、その演算がどこで (順伝播のどの行で) 作られたかも示す。
+    外では何も検査しない (コストはゼロ)。
+    """
 
     def __enter__(self):
         global _anomaly
@@ -77,13 +84,27 @@ class detect_anomaly:
     def __exit__(self, *exc):
         global _anomaly
         _anomaly = self._saved
+        if not _anomaly:
+            _created_at.clear()
         return False
 
 
-def _check_finite(arr: np.ndarray, what: str) -> None:
+# Where each op was applied, recorded only inside detect_anomaly (keyed by id of the Function).
+_created_at: dict[int, str] = {}
+
+
+def _record_creation(fn: Function) -> None:
+    frames = [f for f in traceback.extract_stack()[:-2] if _PACKAGE_DIR not in f.filename]
+    _created_at[id(fn)] = "".join(traceback.format_list(frames[-3:])).rstrip()
+
+
+def _check_finite(arr: np.ndarray, what: str, fn: Function | None = None) -> None:
     if arr.dtype.kind in "fc" and not np.all(np.isfinite(arr)):
         kind = "NaN" if np.isnan(arr).any() else "inf"
-        raise FloatingPointError(f"detect_anomaly: {what} contains {kind}")
+        msg = f"detect_anomaly: {what} contains {kind}"
+        if fn is not None and id(fn) in _created_at:
+            msg += f"; that {fn.name} was created in the forward pass at:\n{_created_at[id(fn)]}"
+        raise FloatingPointError(msg)
 
 
 # ---------------------------------------------------------------------- Function
@@ -143,6 +164,7 @@ class Function:
             out = np.asarray(out)
         if _anomaly:
             _check_finite(out, f"the forward output of {self.name}")
+            _record_creation(self)
         if _grad_enabled:
             if n == 2:
                 needs = _NEEDS2[a.requires_grad][b.requires_grad]
@@ -275,7 +297,7 @@ def _run(roots, root_grads, retain_graph: bool, targets=None):
             if type(gp) is not np.ndarray:
                 gp = np.asarray(gp)
             if _anomaly:
-                _check_finite(gp, f"the gradient computed by {fn.name}.backward")
+                _check_finite(gp, f"the gradient computed by {fn.name}.backward", fn)
             data = p.data
             if gp.shape != data.shape:
                 gp = unbroadcast(gp, data.shape)
