@@ -452,6 +452,24 @@ def test_resuming_from_saved_state_continues_bit_identically(opt_cls):
         np.testing.assert_array_equal(a.data, b.data)
 
 
+def test_optimizer_state_survives_tg_save_and_load(tmp_path):
+    X, Y, params = _toy_problem(0)
+    opt = optim.Adam(params, lr=0.02)
+    _train(opt, params, X, Y, 3)
+    tg.save(opt.state_dict(), tmp_path / "adam.npz")
+    saved_params = [p.data.copy() for p in params]
+    _train(opt, params, X, Y, 4)
+
+    _, _, fresh = _toy_problem(1)
+    for p, data in zip(fresh, saved_params):
+        p.data[...] = data
+    resumed = optim.Adam(fresh)
+    resumed.load_state_dict(tg.load(tmp_path / "adam.npz"))
+    _train(resumed, fresh, X, Y, 4)
+    for a, b in zip(params, fresh):
+        np.testing.assert_array_equal(a.data, b.data)
+
+
 def test_state_dict_is_a_copy():
     X, Y, params = _toy_problem(0)
     opt = optim.Adam(params)

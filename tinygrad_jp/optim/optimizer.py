@@ -184,7 +184,8 @@ class Optimizer:
     def state_dict(self) -> dict[str, Any]:
         """ハイパーパラメータと、パラメータごとの状態 (``"0.step"``, ``"0.m"`` のような平たい名前) のコピー。
 
-        値は数値か numpy 配列だけなので、そのまま ``.npz`` に保存できる。
+        値は数値か numpy 配列だけなので、``tg.save`` でそのまま ``.npz`` に保存できる。
+        ``step()`` の状態だけを含む (``update(params, grads)`` で使った状態は含まない)。
         """
         out: dict[str, Any] = self._hyperparameters()
         for i, state in sorted(self.state.items()):
