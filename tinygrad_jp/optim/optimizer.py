@@ -245,7 +245,7 @@ class Optimizer:
         """Check a loaded hyperparameter with the same rule as the constructor."""
         if name == "lr":
             return check_lr(value)
-        if name in ("eps",):
+        if name == "eps":
             return check_positive(name, value)
         if name == "weight_decay":
             return check_nonnegative(name, value)
