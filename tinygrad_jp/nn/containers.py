@@ -22,6 +22,11 @@ class Sequential(Layer):
 
     def append(self, layer: Layer) -> Sequential:
         """末尾に層を加える (自分を返すので続けて書ける)。"""
+        if isinstance(layer, type) and issubclass(layer, Layer):
+            raise TypeError(
+                f"Sequential: the layer at position {len(self._layers)} is the class {layer.__name__}, "
+                f"not a layer: write {layer.__name__}() to make one"
+            )
         if not isinstance(layer, Layer):
             raise TypeError(
                 f"Sequential: the layer at position {len(self._layers)} must be a Layer "
@@ -31,8 +36,14 @@ class Sequential(Layer):
         return self
 
     def forward(self, x: Any) -> Any:
-        for layer in self._layers:
-            x = layer(x)
+        for i, layer in enumerate(self._layers):
+            try:
+                x = layer(x)
+            except ValueError as e:
+                if type(e) is not ValueError:
+                    raise
+                # Say where in the model it failed: two layers can have the same repr.
+                raise ValueError(f"{type(self).__name__}[{i}] ({type(layer).__name__}): {e}") from e
         return x
 
     def __getitem__(self, index: int | slice) -> Any:
