@@ -19,6 +19,8 @@ class Dropout(Layer):
     """
 
     def __init__(self, p: float = 0.5, rng: Any = None):
+        if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)):
+            raise TypeError(f"Dropout: p must be a number in [0, 1), got {type(p).__name__} {p!r}")
         if not 0 <= p < 1:
             raise ValueError(f"Dropout: p must be in [0, 1), got {p!r}")
         self.p = float(p)
