@@ -10,6 +10,8 @@ _rng = np.random.default_rng()
 def manual_seed(seed: int) -> np.random.Generator:
     """全体の乱数生成器を ``seed`` で作り直して返す (同じ seed なら同じ結果になる)。"""
     global _rng
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"manual_seed: seed must be an int, got {type(seed).__name__} {seed!r}")
     _rng = np.random.default_rng(seed)
     return _rng
 
