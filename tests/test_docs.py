@@ -1,0 +1,213 @@
+"""The documentation: every Python example runs, every link resolves, the API reference is complete and true."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+import traceback
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest
+
+import tinygrad_jp.random as tg_random
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+PAGES = [*sorted(DOCS.glob("*.md")), ROOT / "README.md"]
+
+# A fence opens with ``` and an optional language, and closes with a bare ``` line.
+FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```[ \t]*$", re.M | re.S)
+# Languages a fence may carry: only python blocks run; bash holds commands; text holds printed output.
+LANGUAGES = {"python", "bash", "text", "dot"}
+
+CHAPTER_PAGES = ["activations", "vanishing_gradient", "optimizers", "lr_scheduling", "initialization"]
+REQUIRED_PAGES = ["index", "getting_started", *CHAPTER_PAGES, "api", "chapter_map", "custom"]
+
+# Every module the API reference covers, under the prefix the reference writes it with.
+API_MODULES = {
+    "tg": "tinygrad_jp",
+    "tg.nn": "tinygrad_jp.nn",
+    "tg.nn.utils": "tinygrad_jp.nn.utils",
+    "F": "tinygrad_jp.functional",
+    "tg.activations": "tinygrad_jp.activations",
+    "tg.losses": "tinygrad_jp.losses",
+    "tg.init": "tinygrad_jp.init",
+    "tg.optim": "tinygrad_jp.optim",
+    "tg.optim.lr_scheduler": "tinygrad_jp.optim.lr_scheduler",
+    "tg.data": "tinygrad_jp.data",
+    "tg.train": "tinygrad_jp.train",
+    "tg.probes": "tinygrad_jp.probes",
+    "tg.inspect": "tinygrad_jp.inspect",
+    "tg.viz": "tinygrad_jp.viz",
+    "tg.ops": "tinygrad_jp.ops",
+}
+
+# The code examples of the chapter, by the name each defines.
+CHAPTER_EXAMPLES = [
+    "sigmoid", "tanh", "relu", "leaky_relu", "elu", "demonstrate_vanishing_gradient", "SGD", "Momentum",
+    "AdaGrad", "RMSprop", "Adam", "compare_optimizers", "xavier_init", "he_init",
+]
+
+
+def fences(text: str) -> list[tuple[str, str, int]]:
+    """(language, code, line number of the opening fence) for every fenced block of a Markdown text."""
+    return [(m.group(1).strip(), m.group(2), text.count("\n", 0, m.start()) + 1) for m in FENCE.finditer(text)]
+
+
+def public_names(module_name: str) -> list[str]:
+    """The module's __all__, or else every name without a leading underscore that the module itself defines."""
+    mod = importlib.import_module(module_name)
+    if hasattr(mod, "__all__"):
+        return list(mod.__all__)
+    names = []
+    for name, obj in vars(mod).items():
+        if name.startswith("_") or inspect.ismodule(obj):
+            continue
+        if getattr(obj, "__module__", None) == module_name or type(obj).__module__ == module_name:
+            names.append(name)
+    return names
+
+
+def resolve(qualified: str):
+    """The object a reference name such as ``tg.nn.Linear`` or ``F.relu`` stands for."""
+    prefix, _, name = qualified.rpartition(".")
+    return getattr(importlib.import_module(API_MODULES[prefix]), name)
+
+
+def parameter_names(signature_text: str) -> list[str]:
+    """Parameter names of a written signature ``a, b=1, *, c=(1, 2)``, ignoring defaults."""
+    names, depth, current = [], 0, ""
+    for ch in signature_text + ",":
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        if ch == "," and depth == 0:
+            name = current.split("=")[0].strip().lstrip("*")
+            if name and name != "/":
+                names.append(name)
+            current = ""
+        else:
+            current += ch
+    return names
+
+
+# ---------------------------------------------------------------------- pages exist and code is labelled
+def test_every_documentation_page_exists():
+    missing = [name for name in REQUIRED_PAGES if not (DOCS / f"{name}.md").is_file()]
+    assert not missing, f"missing pages: {missing}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_every_code_fence_names_its_language(page):
+    for lang, _, line in fences(page.read_text(encoding="utf-8")):
+        assert lang in LANGUAGES, f"{page.name}:{line}: code fence with language {lang!r}, expected one of {LANGUAGES}"
+
+
+# ---------------------------------------------------------------------- examples run
+@pytest.fixture
+def sandbox(tmp_path, monkeypatch):
+    """A temporary working directory, headless matplotlib, and the global RNG and rcParams restored afterwards."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setattr(tg_random, "_rng", tg_random._rng)
+    with matplotlib.rc_context():
+        yield tmp_path
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_python_examples_run_in_order(page, sandbox):
+    blocks = [(code, line) for lang, code, line in fences(page.read_text(encoding="utf-8")) if lang == "python"]
+    namespace: dict = {"__name__": f"docs_{page.stem}"}
+    for number, (code, line) in enumerate(blocks, 1):
+        try:
+            exec(compile(code, f"{page.name} (python block {number}, line {line})", "exec"), namespace)
+        except Exception:
+            where = f"{page.name}: python block {number} (line {line})"
+            pytest.fail(f"{where} failed:\n{traceback.format_exc()}", pytrace=False)
+
+
+def test_chapter_pages_have_examples_and_figures():
+    for name in CHAPTER_PAGES:
+        text = (DOCS / f"{name}.md").read_text(encoding="utf-8")
+        langs = [lang for lang, _, _ in fences(text)]
+        assert "python" in langs, f"{name}.md has no runnable example"
+        assert re.search(r"!\[[^\]]*\]\(images/[\w.-]+\.png\)", text), f"{name}.md shows no figure"
+
+
+# ---------------------------------------------------------------------- links
+LINK = re.compile(r"(!?)\[[^\]]*\]\(([^)\s]+)\)")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_relative_links_and_images_resolve(page):
+    text = FENCE.sub("", page.read_text(encoding="utf-8"))
+    for is_image, target in LINK.findall(text):
+        if re.match(r"[a-z]+://", target) or target.startswith("#"):
+            continue
+        path = (page.parent / target.split("#")[0]).resolve()
+        assert path.exists(), f"{page.name}: {'image' if is_image else 'link'} {target} points to nothing"
+
+
+def test_index_links_every_page():
+    index = (DOCS / "index.md").read_text(encoding="utf-8")
+    for page in DOCS.glob("*.md"):
+        if page.name != "index.md":
+            assert f"({page.name})" in index, f"index.md does not link {page.name}"
+
+
+def test_readme_links_the_docs_and_shows_figures():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "(docs/index.md)" in readme
+    assert len(re.findall(r"!\[[^\]]*\]\(docs/images/[\w.-]+\.png\)", readme)) >= 3
+
+
+def test_committed_figures_stay_small():
+    images = list((DOCS / "images").glob("*.png"))
+    total = sum(p.stat().st_size for p in images)
+    assert total < 3_000_000, f"docs/images holds {total / 1e6:.1f} MB of PNG files, expected < 3 MB"
+
+
+# ---------------------------------------------------------------------- API reference
+@pytest.fixture(scope="module")
+def api_text():
+    return (DOCS / "api.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("prefix", list(API_MODULES))
+def test_api_reference_lists_every_public_name(prefix, api_text):
+    missing = [n for n in public_names(API_MODULES[prefix]) if not re.search(rf"`{re.escape(prefix)}\.{n}\b", api_text)]
+    assert not missing, f"api.md does not describe {prefix}.{{{', '.join(missing)}}}"
+
+
+def test_api_reference_signatures_match_the_code(api_text):
+    prefixes = "|".join(re.escape(p) for p in sorted(API_MODULES, key=len, reverse=True))
+    entries = re.findall(rf"`((?:{prefixes})\.\w+)\(([^`]*)\)`", api_text)
+    assert len(entries) > 100
+    for qualified, written in entries:
+        obj = resolve(qualified)
+        actual = [p for p in inspect.signature(obj).parameters]
+        assert parameter_names(written) == actual, f"api.md: {qualified}({written}) but the code has {actual}"
+
+
+def test_parameter_names_reads_defaults_with_commas():
+    assert parameter_names("f, trajectories, *, optimum=(0.0, 0.0), levels=20") == [
+        "f", "trajectories", "optimum", "levels"]
+    assert parameter_names("") == []
+
+
+# ---------------------------------------------------------------------- chapter map
+def test_chapter_map_names_every_code_example_of_the_chapter():
+    text = (DOCS / "chapter_map.md").read_text(encoding="utf-8")
+    rows = [line for line in text.splitlines() if line.startswith("|")]
+    for name in CHAPTER_EXAMPLES:
+        assert any(f"`{name}`" in row.split("|")[1] for row in rows if row.count("|") > 2), \
+            f"chapter_map.md has no row for the chapter's {name}"
