@@ -242,8 +242,13 @@ def _call_hooks(node: Tensor, g):
     return g
 
 
-def _run(roots, root_grads, retain_graph: bool, targets=None):
-    """The engine on ndarrays. Without targets: accumulate into leaves' .grad; with targets: return their grads.
+def backward_steps(roots, root_grads, retain_graph: bool = False, captured: dict | None = None):
+    """The engine on ndarrays, one node at a time: yields ``(node, g, sent)`` after each node.
+
+    ``g`` is the node's total gradient and ``sent`` the gradient sent to each of its inputs (None
+    where none is needed). Leaves' ``.grad`` is accumulated as it goes; with ``captured`` (a dict
+    keyed by ``id`` of the wanted tensors) their gradients are put there and no ``.grad`` is touched.
+    ``backward()`` runs it to the end; ``inspect.backprop_steps`` shows each step.
 
     Nodes wait in a heap keyed by creation number and run newest first, so each node runs once,
     after every consumer has sent it its gradient (no recursion, no separate sorting pass).
@@ -261,7 +266,6 @@ def _run(roots, root_grads, retain_graph: bool, targets=None):
                 heappush(heap, (-r._seq, r))
             else:
                 grads[id(r)] = prev + g
-    captured = {} if targets is not None else None
     while heap:
         node = heappop(heap)[1]
         key = id(node)
@@ -271,7 +275,7 @@ def _run(roots, root_grads, retain_graph: bool, targets=None):
             owned.discard(key)
         fn = node._ctx
         if captured is not None:
-            if key in targets:
+            if key in captured:
                 captured[key] = g
         elif fn is None or node._retain:
             if node.grad is None:
@@ -279,6 +283,7 @@ def _run(roots, root_grads, retain_graph: bool, targets=None):
             else:
                 node.grad += g
         if fn is None:
+            yield node, g, ()
             continue
         parents = fn.parents
         if parents is None:
@@ -291,8 +296,10 @@ def _run(roots, root_grads, retain_graph: bool, targets=None):
             gs = fn.backward(g, node.data, *[p.data for p in parents])
         if type(gs) is not tuple:
             gs = (gs,)
+        sent = []
         for p, gp, need in zip(parents, gs, fn.needs):
             if gp is None or not need:
+                sent.append(None)
                 continue
             if type(gp) is not np.ndarray:
                 gp = np.asarray(gp)
@@ -304,6 +311,10 @@ def _run(roots, root_grads, retain_graph: bool, targets=None):
                 fresh = True
             else:
                 fresh = gp is not g and gp.base is None
+                if fresh and sent:  # one array returned for two inputs is shared, not owned
+                    for other in sent:
+                        if other is gp:
+                            fresh = False
             if gp.dtype is not data.dtype and gp.dtype != data.dtype:
                 gp = gp.astype(data.dtype)
                 fresh = True
@@ -320,8 +331,17 @@ def _run(roots, root_grads, retain_graph: bool, targets=None):
                 total = prev + gp
                 grads[pk] = total if type(total) is np.ndarray else np.asarray(total)  # 0-d sums give scalars
                 owned.add(pk)
+            sent.append(gp)
+        yield node, g, sent
         if not retain_graph:
             fn.parents = None
+
+
+def _run(roots, root_grads, retain_graph: bool, targets=None):
+    """Run the engine to the end. Without targets: accumulate into leaves' .grad; with targets: return their grads."""
+    captured = dict.fromkeys(targets) if targets is not None else None
+    for _ in backward_steps(roots, root_grads, retain_graph, captured):
+        pass
     return captured
 
 

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import heapq
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ import numpy as np
 
 from . import ops
 from .activations import _ActivationFunction
-from .autograd import Function, _as_grad, _call_hooks, toposort, unbroadcast
+from .autograd import Function, _as_grad, backward_steps, toposort
 from .tensor import Tensor
 
 # Ops whose output element i depends only on element i of each (broadcast) input: their Jacobian is
@@ -144,56 +143,19 @@ def backprop_steps(loss: Tensor, grad: Any = None, retain_graph: bool = False) -
     else:
         root = _as_grad(grad, loss)
     labels = _labels(toposort([loss]))
-    # The engine's schedule: tensors wait in a heap keyed by creation number and the newest runs
-    # first, which is after all its consumers. Following it exactly (not just any topological order)
-    # makes fan-out sums add up in the same order, so the final .grad is bit for bit that of backward().
-    grads: dict[int, np.ndarray] = {id(loss): root}
-    heap = [(-loss._seq, loss)]
     index = 0
-    while heap:
-        node = heapq.heappop(heap)[1]
-        g = grads.pop(id(node))
-        if node._hooks:
-            g = np.asarray(_call_hooks(node, g))
+    # The engine itself runs each step, so the final .grad is bit for bit that of backward().
+    for node, g, sent in backward_steps([loss], [root], retain_graph):
         fn = node._ctx
-        op = None if fn is None else fn.name
-        step = BackpropStep(index, labels[id(node)], op, node.name, node.shape, g, tensor=node)
+        step = BackpropStep(index, labels[id(node)], None if fn is None else fn.name, node.name, node.shape,
+                            np.array(g), tensor=node)
         index += 1
-        if fn is None or node._retain:
-            if node.grad is None:
-                node.grad = np.array(g, dtype=node.data.dtype)
-            else:
-                node.grad += g
         if fn is not None:
-            parents = fn.parents
-            if parents is None:
-                raise RuntimeError(
-                    f"the graph below {fn.name} was already released by backward(); "
-                    "build the loss again or call backward(retain_graph=True) first"
-                )
-            xs = [p.data for p in parents]
-            gs = fn.backward(g, node.data, *xs)
-            gs = gs if type(gs) is tuple else (gs,)
-            step.inputs = [_input_label(p, labels) for p in parents]
+            xs = [p.data for p in fn.parents]
+            step.inputs = [_input_label(p, labels) for p in fn.parents]
             step.local = _local_derivatives(fn, node.data, xs, step.inputs)
-            for p, gp, need in zip(parents, gs, fn.needs):
-                if not need:
-                    step.sent.append(None)
-                    continue
-                if gp is not None:
-                    gp = unbroadcast(np.asarray(gp), p.data.shape)
-                    if gp.dtype != p.data.dtype:
-                        gp = gp.astype(p.data.dtype)
-                    prev = grads.get(id(p))
-                    if prev is None:
-                        grads[id(p)] = gp
-                        heapq.heappush(heap, (-p._seq, p))
-                    else:
-                        # A fresh sum, never in place: arrays shown in earlier steps keep their values.
-                        grads[id(p)] = np.asarray(prev + gp)
-                step.sent.append(gp)
-            if not retain_graph:
-                fn.parents = None
+            # Copies: the engine may later add another consumer's gradient into these arrays in place.
+            step.sent = [None if gp is None else np.array(gp) for gp in sent]
         yield step
 
 
