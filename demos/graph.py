@@ -1,0 +1,6 @@
+"""第3章のデモ。使い方: python demos/graph.py --out figures (tinygrad-jp demo graph と同じ)"""
+
+from tinygrad_jp.demos import script_main
+
+if __name__ == "__main__":
+    script_main("graph")
