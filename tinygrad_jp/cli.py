@@ -40,11 +40,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     start = time.perf_counter()
     for name in names:
-        print(f"=== {name} ===")
+        print(f"###### {name} ######")
+        began = time.perf_counter()
         options = {"interactive": True} if args.interactive and name == "backprop_steps" else {}
         for path in demos.run(name, args.out, show=args.show, **options):
             print(path)
-    print(f"({time.perf_counter() - start:.1f} 秒)")
+        print(f"({name}: {time.perf_counter() - began:.1f} 秒)")
+    if len(names) > 1:
+        print(f"(合計 {time.perf_counter() - start:.1f} 秒)")
     return 0
 
 
