@@ -155,8 +155,11 @@ class LeakyReLU(Activation):
         self.alpha = float(alpha)
 
     def f(self, x):
-        # For α ≤ 1 the larger of x and αx is the right branch; for α > 1 the smaller.
-        return np.maximum(x, x * self.alpha) if self.alpha <= 1 else np.minimum(x, x * self.alpha)
+        # For α ≤ 1 the larger of x and αx is the right branch. For α > 1, αx of a large positive x
+        # would overflow in the branch that is thrown away, so only the negative part is scaled.
+        if self.alpha <= 1:
+            return np.maximum(x, x * self.alpha)
+        return np.maximum(x, 0) + np.minimum(x, 0) * self.alpha
 
     def df(self, x, y):
         m = _positive(x)
