@@ -207,10 +207,15 @@ def work(key: str, impl: str, quick: bool) -> dict[str, Any]:
     return result
 
 
-def run_worker(key: str, impl: str, quick: bool) -> dict[str, Any]:
-    """``work`` を新しい Python プロセスで実行し、その結果を返す。"""
+THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def run_worker(key: str, impl: str, quick: bool, threads: int | None = None) -> dict[str, Any]:
+    """``work`` を新しい Python プロセスで実行し、その結果を返す (``threads``: BLAS と PyTorch のスレッド数)。"""
     cmd = [sys.executable, "-m", "benchmarks.run", "--worker", f"{key}:{impl}"] + (["--quick"] if quick else [])
     env = dict(os.environ)
+    if threads is not None:
+        env.update(dict.fromkeys(THREAD_VARS, str(threads)))
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -290,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="a,b,c,d", help="comma-separated workloads to run (default: a,b,c,d)")
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "latest.json"),
                         help="where to write the results as JSON")
+    parser.add_argument("--threads", type=int, help="threads for numpy's BLAS and PyTorch (default: BLAS's own)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -304,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--only: unknown workload(s) {unknown}; expected some of {sorted(WORKLOADS)}")
     has_torch = torch_available()
     info = machine()
+    if args.threads is not None:
+        info["blas_threads"] = args.threads
     print(f"machine: {info['cpu']}, {info['cores']} cores, Python {info['python']}, numpy {info['numpy']} "
           f"({info.get('blas')}, {info['blas_threads']} threads), PyTorch {info.get('torch', 'not installed')}")
     if info["load_average_1min"] > 0.5:
@@ -322,13 +330,14 @@ def main(argv: list[str] | None = None) -> int:
             if impl == "torch" and not has_torch:
                 continue
             print(f"running ({key}) {impl} ...", flush=True)
-            results[key][impl] = run_worker(key, impl, args.quick)
+            results[key][impl] = run_worker(key, impl, args.quick, args.threads)
     targets = evaluate(results)
     print()
     print(report(results, targets))
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": info, "quick": args.quick, "results": results, "targets": targets},
+    out.write_text(json.dumps({"machine": info, "quick": args.quick, "argv": sys.argv[1:], "results": results,
+                               "targets": targets},
                               indent=2, ensure_ascii=False))
     print(f"\nresults written to {out}")
     return 0
