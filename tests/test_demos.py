@@ -18,6 +18,7 @@ from tinygrad_jp.demos import backprop_steps as bp_demo
 from tinygrad_jp.demos import graph as graph_demo
 from tinygrad_jp.demos import lr_schedule as lr_demo
 from tinygrad_jp.demos import optimizers as opt_demo
+from tinygrad_jp.demos import train_mlp as mlp_demo
 from tinygrad_jp.demos import vanishing_gradient as vg_demo
 from tinygrad_jp.demos import weight_init as wi_demo
 
@@ -220,6 +221,15 @@ def test_plateau_schedule_only_halves_the_rate():
     steps = np.log2(lr_demo.BASE_LR / np.array(lrs))
     np.testing.assert_allclose(steps, np.round(steps), atol=1e-9)
     assert np.all(np.diff(lrs) <= 0)
+
+
+# ---------------------------------------------------------------------- training with the recommended settings
+def test_recommended_mlp_learns_moons_well_above_chance():
+    model, history, _, _ = mlp_demo.train_dataset("moons", n=100, epochs=40)
+    assert history.epochs == 40 and history.loss[-1] < history.loss[0] / 2
+    assert history.accuracy[-1] >= 0.85 and history.val_accuracy[-1] >= 0.85
+    assert [type(m).__name__ for m in model][1] == "ReLU"
+    assert all(lr == 0.001 for lr in history.lr)
 
 
 # ---------------------------------------------------------------------- backprop steps and graphs

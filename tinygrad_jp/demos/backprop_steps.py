@@ -53,12 +53,14 @@ def reference_gradients(seed: int = 0) -> dict[str, np.ndarray]:
     return {name: t[name].grad.copy() for name in PARAMS}
 
 
-def step_through(seed: int = 0, interactive: bool = False, wait: Callable[[str], object] = input,
+def step_through(seed: int = 0, interactive: bool = False, wait: Callable[[str], object] | None = None,
                  ) -> tuple[list[inspect.BackpropStep], dict[str, np.ndarray]]:
     """``backprop_steps`` でステップごとに表示しながら逆伝播し、(ステップ, パラメータの勾配) を返す。
 
-    ``interactive=True`` ならステップの間で ``wait`` (既定は Enter を待つ ``input``) を呼ぶ。
+    ``interactive=True`` ならステップの間で ``wait`` (None なら Enter を待つ ``input``) を呼ぶ。
     """
+    # input is looked up at call time, so a replaced builtins.input (a notebook's, a test's) is the one used.
+    wait = input if wait is None else wait
     loss, t = tiny_network(seed)
     steps = []
     for step in inspect.backprop_steps(loss):
@@ -70,7 +72,7 @@ def step_through(seed: int = 0, interactive: bool = False, wait: Callable[[str],
 
 
 def run(out_dir: Path, show: bool = False, *, interactive: bool = False, seed: int = 0,
-        wait: Callable[[str], object] = input) -> list[Path]:
+        wait: Callable[[str], object] | None = None) -> list[Path]:
     """計算グラフの図を書き出し、逆伝播を 1 ステップずつ表示し、backward() の勾配と比べる。"""
     loss, _ = tiny_network(seed)
     path = Path(out_dir) / "backprop_steps_graph.png"
