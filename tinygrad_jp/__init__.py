@@ -14,9 +14,20 @@ __version__ = "0.1.0"
 
 F = functional
 
+# Plotting and the demos need matplotlib: they load on first use (tg.viz), so importing the core stays light.
+_LAZY = ("viz", "demos", "cli")
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 __all__ = [
     "Activation", "F", "Function", "GradcheckError", "Tensor", "__version__", "backward", "concatenate",
     "data", "detect_anomaly", "enable_grad", "functional", "get_default_dtype", "get_rng", "grad", "gradcheck",
     "init", "inspect", "is_grad_enabled", "load", "losses", "manual_seed", "maximum", "minimum", "nn", "no_grad",
-    "ops", "optim", "probes", "save", "set_default_dtype", "stack", "train", "where",
+    "ops", "optim", "probes", "save", "set_default_dtype", "stack", "train", "viz", "where",
 ]
