@@ -242,13 +242,15 @@ def _call_hooks(node: Tensor, g):
     return g
 
 
-def backward_steps(roots, root_grads, retain_graph: bool = False, captured: dict | None = None):
+def backward_steps(roots, root_grads, retain_graph: bool = False, captured: dict | None = None,
+                   leaf_steps: bool = True):
     """The engine on ndarrays, one node at a time: yields ``(node, g, sent)`` after each node.
 
     ``g`` is the node's total gradient and ``sent`` the gradient sent to each of its inputs (None
     where none is needed). Leaves' ``.grad`` is accumulated as it goes; with ``captured`` (a dict
     keyed by ``id`` of the wanted tensors) their gradients are put there and no ``.grad`` is touched.
-    ``backward()`` runs it to the end; ``inspect.backprop_steps`` shows each step.
+    ``backward()`` runs it to the end; ``inspect.backprop_steps`` shows each step. With
+    ``leaf_steps=False`` a leaf without hooks takes its gradient as it arrives, without a step of its own.
 
     Nodes wait in a heap keyed by creation number and run newest first, so each node runs once,
     after every consumer has sent it its gradient (no recursion, no separate sorting pass).
@@ -321,10 +323,17 @@ def backward_steps(roots, root_grads, retain_graph: bool = False, captured: dict
             pk = id(p)
             prev = grads.get(pk)
             if prev is None:
-                grads[pk] = gp
-                if fresh:
-                    owned.add(pk)
-                heappush(heap, (-p._seq, p))
+                if leaf_steps or p._ctx is not None or p._hooks or captured is not None:
+                    grads[pk] = gp
+                    if fresh:
+                        owned.add(pk)
+                    heappush(heap, (-p._seq, p))
+                elif p.grad is None:
+                    p.grad = gp if fresh else np.array(gp, dtype=data.dtype)
+                else:
+                    p.grad += gp
+                sent.append(gp)
+                continue
             elif pk in owned:
                 prev += gp
             else:
@@ -340,7 +349,7 @@ def backward_steps(roots, root_grads, retain_graph: bool = False, captured: dict
 def _run(roots, root_grads, retain_graph: bool, targets=None):
     """Run the engine to the end. Without targets: accumulate into leaves' .grad; with targets: return their grads."""
     captured = dict.fromkeys(targets) if targets is not None else None
-    for _ in backward_steps(roots, root_grads, retain_graph, captured):
+    for _ in backward_steps(roots, root_grads, retain_graph, captured, leaf_steps=False):
         pass
     return captured
 
@@ -387,6 +396,19 @@ def _run_graph(roots, root_grads, retain_graph: bool, targets):
     return captured
 
 
+_ONES: dict[tuple, np.ndarray] = {}
+
+
+def _ones(shape: tuple, dtype: np.dtype) -> np.ndarray:
+    """The seed gradient of a one-element output: shared and read-only, as the engine never writes into it."""
+    key = (shape, dtype)
+    one = _ONES.get(key)
+    if one is None:
+        one = _ONES[key] = np.ones(shape, dtype=dtype)
+        one.flags.writeable = False
+    return one
+
+
 def backward(tensor: Tensor, grad: Any = None, retain_graph: bool = False) -> None:
     """``tensor`` から逆伝播し、葉テンソルの ``.grad`` に勾配を加算する。"""
     if not tensor.requires_grad:
@@ -400,7 +422,7 @@ def backward(tensor: Tensor, grad: Any = None, retain_graph: bool = False) -> No
                 f"backward() without grad= works only for a scalar output; this output has shape "
                 f"{tensor.shape}: call .sum() first or pass grad= of that shape"
             )
-        g = np.ones(tensor.data.shape, dtype=tensor.data.dtype)
+        g = _ones(tensor.data.shape, tensor.data.dtype)
     else:
         g = _as_grad(grad, tensor)
     _run([tensor], [g], retain_graph)
