@@ -155,6 +155,8 @@ class Function:
             elif n == 1:
                 a = inputs[0]
                 out = self.forward(a.data)
+            elif n == 3:  # nn.Linear: x, W, b
+                out = self.forward(inputs[0].data, inputs[1].data, inputs[2].data)
             else:
                 out = self.forward(*[t.data for t in inputs])
         except ValueError as e:
@@ -294,6 +296,8 @@ def backward_steps(roots, root_grads, retain_graph: bool = False, captured: dict
             gs = fn.backward(g, node.data, parents[0].data, parents[1].data)
         elif len(parents) == 1:
             gs = fn.backward(g, node.data, parents[0].data)
+        elif len(parents) == 3:
+            gs = fn.backward(g, node.data, parents[0].data, parents[1].data, parents[2].data)
         else:
             gs = fn.backward(g, node.data, *[p.data for p in parents])
         if type(gs) is not tuple:

@@ -133,6 +133,20 @@ def softmax_cross_entropy(logits: Tensor, labels: Any) -> Tensor:
     return _SoftmaxCrossEntropy(target)(logits)
 
 
+class _MeanSquaredError(Function):
+    """L = (1/n) Σ (y - t)² を 1 つの演算として計算する。逆伝播: ∂L/∂y = 2 (y - t) / n、∂L/∂t = -∂L/∂y。"""
+
+    __slots__ = ()
+
+    def forward(self, y, t):
+        d = y - t
+        return np.add.reduce(d * d, axis=None) / y.size
+
+    def backward(self, g, loss, y, t):
+        gy = (y - t) * (g * (2 / y.size))
+        return gy, (-gy if self.needs[1] else None)
+
+
 def mse_loss(pred: Tensor, target: Any) -> Tensor:
     """平均二乗誤差 L = (1/n) Σ (y - t)²。``pred`` と ``target`` は同じ形であること。"""
     if not isinstance(pred, Tensor):
@@ -141,10 +155,11 @@ def mse_loss(pred: Tensor, target: Any) -> Tensor:
     if t_shape != pred.shape:
         # Broadcasting (N, 1) against (N,) silently gives an (N, N) loss: refuse it.
         raise ValueError(f"mse_loss: pred and target must have the same shape, got {pred.shape} and {t_shape}")
+    if pred.size == 0:
+        raise ValueError(f"mse_loss: pred is empty (shape {pred.shape}); the mean of no errors is undefined")
     if not isinstance(target, Tensor):
-        target = np.asarray(target, dtype=pred.dtype)
-    d = pred - target
-    return (d * d).mean()
+        target = Tensor._make(np.asarray(target, dtype=pred.dtype), None)
+    return _MeanSquaredError()(pred, target)
 
 
 def binary_cross_entropy_with_logits(logits: Tensor, targets: Any) -> Tensor:
