@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from hypothesis import assume
+import pytest
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -200,3 +201,18 @@ CHECKS: dict[str, Callable[[OpSpec, Any, Any], None]] = {
     "shapes_dtypes_no_mutation": check_shapes_dtypes_and_no_mutation,
     "second_order": check_second_order,
 }
+
+
+def property_tests(specs: list[OpSpec]):
+    """One hypothesis test per (spec, check): bind the result to a ``test_...`` name in a test module."""
+
+    @pytest.mark.parametrize("check", list(CHECKS), ids=list(CHECKS))
+    @pytest.mark.parametrize("spec", specs, ids=[s.name for s in specs])
+    @given(data=st.data())
+    def test(spec, check, data):
+        if check == "second_order" and not spec.second_order:
+            pytest.skip(f"{spec.name} is not twice differentiable")
+        arrays, kwargs = spec.inputs(data)
+        CHECKS[check](spec, arrays, kwargs)
+
+    return test

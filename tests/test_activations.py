@@ -27,7 +27,7 @@ from tinygrad_jp.activations import (
     Tanh,
 )
 
-from harness import CHECKS, OpSpec, unary, values
+from harness import OpSpec, property_tests, unary, values
 
 
 # ---------------------------------------------------------------------- reference formulas
@@ -73,12 +73,7 @@ SPECS = [
 ]
 
 
-@pytest.mark.parametrize("check", list(CHECKS), ids=list(CHECKS))
-@pytest.mark.parametrize("spec", SPECS, ids=[s.name for s in SPECS])
-@given(data=st.data())
-def test_activation_property(spec, check, data):
-    arrays, kwargs = spec.inputs(data)
-    CHECKS[check](spec, arrays, kwargs)
+test_activation_property = property_tests(SPECS)
 
 
 BUILTINS = [Sigmoid(), Tanh(), ReLU(), LeakyReLU(), LeakyReLU(0.3), ELU(), ELU(0.5), Swish(), Swish(10.0),

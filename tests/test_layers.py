@@ -14,7 +14,7 @@ import tinygrad_jp as tg
 from tinygrad_jp import Tensor, init, nn
 from tinygrad_jp.nn.linear import LinearFunction
 
-from harness import CHECKS, OpSpec, values
+from harness import OpSpec, property_tests, values
 
 
 # ---------------------------------------------------------------------- Linear through the harness
@@ -36,12 +36,7 @@ LINEAR_SPECS = [
 ]
 
 
-@pytest.mark.parametrize("check", list(CHECKS), ids=list(CHECKS))
-@pytest.mark.parametrize("spec", LINEAR_SPECS, ids=[s.name for s in LINEAR_SPECS])
-@given(data=st.data())
-def test_linear_function_property(spec, check, data):
-    arrays, kwargs = spec.inputs(data)
-    CHECKS[check](spec, arrays, kwargs)
+test_linear_function_property = property_tests(LINEAR_SPECS)
 
 
 def test_linear_skips_the_input_gradient_when_the_input_needs_none():

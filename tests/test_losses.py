@@ -11,7 +11,7 @@ import tinygrad_jp as tg
 import tinygrad_jp.functional as F
 from tinygrad_jp import Tensor, losses
 
-from harness import CHECKS, OpSpec, distinct_values, values
+from harness import OpSpec, distinct_values, property_tests, values
 
 
 # ---------------------------------------------------------------------- reference formulas (float64 numpy)
@@ -75,12 +75,7 @@ SPECS = [
 ]
 
 
-@pytest.mark.parametrize("check", list(CHECKS), ids=list(CHECKS))
-@pytest.mark.parametrize("spec", SPECS, ids=[s.name for s in SPECS])
-@given(data=st.data())
-def test_loss_property(spec, check, data):
-    arrays, kwargs = spec.inputs(data)
-    CHECKS[check](spec, arrays, kwargs)
+test_loss_property = property_tests(SPECS)
 
 
 # ---------------------------------------------------------------------- softmax cross entropy

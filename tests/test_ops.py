@@ -8,18 +8,10 @@ from hypothesis import strategies as st
 import tinygrad_jp as tg
 from tinygrad_jp import Tensor
 
-from harness import CHECKS, OpSpec, check_backward, check_second_order, unary
+from harness import OpSpec, check_backward, check_second_order, property_tests, unary
 from op_specs import SPECS
 
-
-@pytest.mark.parametrize("check", list(CHECKS), ids=list(CHECKS))
-@pytest.mark.parametrize("spec", SPECS, ids=[s.name for s in SPECS])
-@given(data=st.data())
-def test_op_property(spec, check, data):
-    if check == "second_order" and not spec.second_order:
-        pytest.skip(f"{spec.name} is not twice differentiable")
-    arrays, kwargs = spec.inputs(data)
-    CHECKS[check](spec, arrays, kwargs)
+test_op_property = property_tests(SPECS)
 
 
 class _WrongSquare(tg.Function):
