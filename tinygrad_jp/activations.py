@@ -82,7 +82,8 @@ class Activation(Layer):
     def derivative(self, x) -> np.ndarray:
         """ndarray x における導関数 f'(x) (グラフを描くため)。"""
         x = _as_float_array(x)
-        return self.df(x, self.f(x))
+        d = self.df(x, self.f(x))
+        return d.astype(x.dtype) if d.dtype == bool else d  # a 0/1 mask reads as numbers
 
     def _df_graph(self, x: Tensor, y: Tensor):
         """df evaluated on Tensors, so that the gradient is itself differentiable.
@@ -104,7 +105,7 @@ class Activation(Layer):
 def _positive(x) -> np.ndarray:
     """1 where x > 0, else 0, as a constant array of x's dtype (also when x is a Tensor).
 
-    Branches are blended arithmetically as m·a + (1 - m)·b, which is exact for finite a and b and
+    Callers blend branches arithmetically as m·a + (1 - m)·b, which is exact for finite a and b and
     several times faster than np.where on unpredictable signs.
     """
     return (x > 0).astype(x.dtype)
@@ -145,7 +146,8 @@ class ReLU(Activation):
         return np.maximum(x, 0)
 
     def df(self, x, y):
-        return _positive(x)
+        # A boolean mask: g * mask costs one pass, where a float mask would cost a cast first.
+        return x > 0
 
 
 class LeakyReLU(Activation):
