@@ -128,6 +128,7 @@ class Function:
     書けば、どちらでもそのまま動き、2 階微分が得られる。
     勾配の形を入力の形に戻す (ブロードキャストの和) のはエンジンが行う。
     返す配列は新しく作ったものか ``g`` のビューにすること (保持している配列は返さない)。
+    ``g`` は読み取り専用のことがあるので、その場で書き換えないこと。
     """
 
     __slots__ = ("needs", "parents")
@@ -146,7 +147,7 @@ class Function:
         return f"<{self.name}>"
 
     def __call__(self, *inputs: Tensor) -> Tensor:
-        # One and two inputs are spelled out: this is the hot path of every op.
+        # One, two and three inputs are spelled out: this is the hot path of every op.
         n = len(inputs)
         try:
             if n == 2:
