@@ -98,6 +98,10 @@ def _record_creation(fn: Function) -> None:
     _created_at[id(fn)] = "".join(traceback.format_list(frames[-3:])).rstrip()
 
 
+def _made_by(node: Tensor) -> str:
+    return "a leaf tensor" if node._ctx is None else node._ctx.name
+
+
 def _check_finite(arr: np.ndarray, what: str, fn: Function | None = None) -> None:
     if arr.dtype.kind in "fc" and not np.all(np.isfinite(arr)):
         kind = "NaN" if np.isnan(arr).any() else "inf"
@@ -278,6 +282,8 @@ def backward_steps(roots, root_grads, retain_graph: bool = False, captured: dict
         if node._hooks:
             g = _call_hooks(node, g)
             owned.discard(key)
+            if _anomaly:
+                _check_finite(np.asarray(g), f"the gradient returned by a hook on the output of {_made_by(node)}")
         fn = node._ctx
         if captured is not None:
             if key in captured:
@@ -383,7 +389,10 @@ def _run_graph(roots, root_grads, retain_graph: bool, targets):
             continue
         if fn.parents is None:
             raise _released_error(fn)
-        gs = fn.backward(g, node, *fn.parents)
+        try:
+            gs = fn.backward(g, node, *fn.parents)
+        except FloatingPointError as e:  # raised by an op inside this backward, under detect_anomaly
+            raise FloatingPointError(f"detect_anomaly: in {fn.name}.backward (create_graph=True): {e}") from None
         if type(gs) is not tuple:
             gs = (gs,)
         for p, gp, need in zip(fn.parents, gs, fn.needs):
@@ -430,6 +439,8 @@ def backward(tensor: Tensor, grad: Any = None, retain_graph: bool = False) -> No
         g = _ones(tensor.data.shape, tensor.data.dtype)
     else:
         g = _as_grad(grad, tensor)
+    if _anomaly:
+        _check_finite(g, "the grad passed to backward()")
     _run([tensor], [g], retain_graph)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
+import reprlib
 from typing import Any
 
 import numpy as np
@@ -93,7 +94,13 @@ class Tensor:
         elif isinstance(data, np.generic):
             arr = np.asarray(data)
         else:
-            arr = np.array(data, dtype=_default_dtype)
+            try:
+                arr = np.array(data, dtype=_default_dtype)
+            except (ValueError, TypeError) as e:
+                raise type(e)(
+                    f"Tensor: data must be a number or a rectangular nested list of numbers, "
+                    f"got {reprlib.repr(data)}: {e}"
+                ) from None
             if arr.dtype == object:
                 raise TypeError(f"Tensor data must be numeric, got {type(data).__name__} that numpy stores as objects")
         if requires_grad and arr.dtype.kind != "f":
