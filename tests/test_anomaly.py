@@ -110,7 +110,6 @@ def test_mode_is_restored_after_an_error_and_nests():
         assert autograd._anomaly is True
         Tensor([-1.0]).log()
     assert autograd._anomaly is False
-    assert autograd._created_at == {}  # creation records do not outlive the block
 
 
 def test_off_by_default_costs_no_check_at_all(monkeypatch):

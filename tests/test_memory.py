@@ -126,11 +126,15 @@ def test_hooks_and_grad_do_not_keep_graphs_alive(no_gc):
 
 
 def test_anomaly_mode_keeps_nothing_after_its_block(no_gc):
+    """Where each op was applied is kept on the op, so it goes with the graph."""
     X, y, model = _problem()
-    opt = optim.SGD(model.parameters(), lr=0.01)
     with tg.detect_anomaly():
-        _step(model, opt, X, y)
-    assert tg.autograd._created_at == {}
+        h = model(Tensor(X))
+        assert h.grad_fn._where  # the creation site is recorded in the mode
+        ref = weakref.ref(h)
+        F.softmax_cross_entropy(h, y).backward()
+        del h
+    assert ref() is None  # and goes with the tensor and its op, no record kept elsewhere
 
 
 def test_second_order_graphs_are_freed_too(no_gc):

@@ -79,23 +79,21 @@ class detect_anomaly:
         global _anomaly
         self._saved = _anomaly
         _anomaly = True
+        # numpy's own warning would come first and name no op: the check below says more.
+        self._errstate = np.seterr(all="ignore")
         return self
 
     def __exit__(self, *exc):
         global _anomaly
         _anomaly = self._saved
-        if not _anomaly:
-            _created_at.clear()
+        np.seterr(**self._errstate)
         return False
 
 
-# Where each op was applied, recorded only inside detect_anomaly (keyed by id of the Function).
-_created_at: dict[int, str] = {}
-
-
 def _record_creation(fn: Function) -> None:
+    """Keep, on the op itself, the user's lines that applied it (so it is freed with its graph)."""
     frames = [f for f in traceback.extract_stack()[:-2] if _PACKAGE_DIR not in f.filename]
-    _created_at[id(fn)] = "".join(traceback.format_list(frames[-3:])).rstrip()
+    fn._where = "".join(traceback.format_list(frames[-3:])).rstrip()
 
 
 def _made_by(node: Tensor) -> str:
@@ -106,8 +104,9 @@ def _check_finite(arr: np.ndarray, what: str, fn: Function | None = None) -> Non
     if arr.dtype.kind in "fc" and not np.all(np.isfinite(arr)):
         kind = "NaN" if np.isnan(arr).any() else "inf"
         msg = f"detect_anomaly: {what} contains {kind}"
-        if fn is not None and id(fn) in _created_at:
-            msg += f"; that {fn.name} was created in the forward pass at:\n{_created_at[id(fn)]}"
+        where = getattr(fn, "_where", None)
+        if where:
+            msg += f"; that {fn.name} was created in the forward pass at:\n{where}"
         raise FloatingPointError(msg)
 
 
@@ -135,7 +134,7 @@ class Function:
     ``g`` は読み取り専用のことがあるので、その場で書き換えないこと。
     """
 
-    __slots__ = ("needs", "parents")
+    __slots__ = ("_where", "needs", "parents")
 
     def forward(self, *xs: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -165,8 +164,11 @@ class Function:
             else:
                 out = self.forward(*[t.data for t in inputs])
         except ValueError as e:
-            shapes = ", ".join(str(t.shape) for t in inputs)
-            raise ValueError(f"{self.name}: cannot apply to inputs of shapes {shapes}: {e}") from None
+            msg = str(e)
+            if not msg.lower().startswith(self.name.lower()):  # numpy's messages do not say which op
+                shapes = ", ".join(str(t.shape) for t in inputs)
+                msg = f"{self.name}: cannot apply to inputs of shapes {shapes}: {msg}"
+            raise ValueError(msg) from None
         if type(out) is not np.ndarray:
             out = np.asarray(out)
         if _anomaly:

@@ -132,7 +132,7 @@ class Div(Function):
 
 
 class Pow(Function):
-    """a ** b。b についての勾配 (a^b log a) は a > 0 でだけ定義される。"""
+    """a ** b。b についての勾配 a^b log a は a > 0 で定義され、a = 0 では (PyTorch と同じく) 0 とする。"""
 
     __slots__ = ()
 
@@ -141,7 +141,10 @@ class Pow(Function):
 
     def backward(self, g, y, a, b):
         ga = g * b * a ** (b - 1) if self.needs[0] else None
-        gb = g * y * log(a) if self.needs[1] else None
+        gb = None
+        if self.needs[1]:
+            # a^b log a → 0 as a → 0: log(1) = 0 stands in for log(0), which would give 0 · (-inf) = NaN.
+            gb = g * y * log(where(_const(a) != 0, a, 1.0))
         return ga, gb
 
 
