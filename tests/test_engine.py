@@ -284,3 +284,11 @@ def test_detect_anomaly_in_backward_names_the_op_and_where_it_was_created():
         with pytest.raises(FloatingPointError, match=r"(?s)Sqrt\.backward contains inf.*created.*y = x\.sqrt\(\)"):
             with np.errstate(divide="ignore"):
                 y.sum().backward()
+
+
+def test_pow_exponent_gradient_at_zero_base_is_zero_not_nan():
+    a = Tensor([0.0, 2.0], requires_grad=True, dtype=np.float64)
+    b = Tensor([2.0, 2.0], requires_grad=True, dtype=np.float64)
+    (a**b).sum().backward()  # RuntimeWarning is an error in this suite: log(0) must not be taken
+    np.testing.assert_allclose(b.grad, [0.0, 4.0 * np.log(2.0)])
+    np.testing.assert_allclose(a.grad, [0.0, 4.0])
