@@ -21,9 +21,9 @@ class Adam(Optimizer):
     """
 
     _default_lr = 0.001
-    _hyper = ("beta1", "beta2", "eps", "weight_decay")
-    _buffers = ("m", "v")
-    _n_scratch = 2
+    hyperparameters = ("beta1", "beta2", "eps", "weight_decay")
+    state_names = ("m", "v")
+    n_scratch = 2
 
     def __init__(self, params: Iterable[Tensor] | None = None, lr: float = 0.001, beta1: float = 0.9,
                  beta2: float = 0.999, eps: float = 1e-8, *, learning_rate: float | None = None,
@@ -34,7 +34,7 @@ class Adam(Optimizer):
         self.eps = check_positive("eps", eps)
         self.weight_decay = check_nonnegative("weight_decay", weight_decay)
 
-    def _update(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any], scratch: list[np.ndarray],
+    def update_one(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any], scratch: list[np.ndarray],
                 lr: float) -> None:
         m, v, t = state["m"], state["v"], state["step"]
         b1, b2 = self.beta1, self.beta2
@@ -64,8 +64,8 @@ class AdamW(Adam):
         super().__init__(params, lr, beta1, beta2, eps, learning_rate=learning_rate, weight_decay=weight_decay)
 
 
-    def _update(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any], scratch: list[np.ndarray],
+    def update_one(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any], scratch: list[np.ndarray],
                 lr: float) -> None:
         if self.weight_decay:
             w *= 1 - lr * self.weight_decay
-        super()._update(w, g, state, scratch, lr)
+        super().update_one(w, g, state, scratch, lr)

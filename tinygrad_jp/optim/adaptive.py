@@ -25,9 +25,9 @@ class AdaGrad(Optimizer):
     """AdaGrad。 h ← h + (∂L/∂w)²,  w ← w − η/(√h + ε) ∂L/∂w"""
 
     _default_lr = 0.01
-    _hyper = ("eps", "weight_decay")
-    _buffers = ("h",)
-    _n_scratch = 2
+    hyperparameters = ("eps", "weight_decay")
+    state_names = ("h",)
+    n_scratch = 2
 
     def __init__(self, params: Iterable[Tensor] | None = None, lr: float = 0.01, eps: float = 1e-8, *,
                  learning_rate: float | None = None, weight_decay: float = 0.0) -> None:
@@ -35,7 +35,7 @@ class AdaGrad(Optimizer):
         self.eps = check_positive("eps", eps)
         self.weight_decay = check_nonnegative("weight_decay", weight_decay)
 
-    def _update(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any], scratch: list[np.ndarray],
+    def update_one(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any], scratch: list[np.ndarray],
                 lr: float) -> None:
         h = state["h"]
         h += np.multiply(g, g, out=scratch[0])
@@ -46,9 +46,9 @@ class RMSprop(Optimizer):
     """RMSprop。 h ← βh + (1 − β)(∂L/∂w)²,  w ← w − η/(√h + ε) ∂L/∂w  (β = ``decay_rate``)"""
 
     _default_lr = 0.01
-    _hyper = ("decay_rate", "eps", "weight_decay")
-    _buffers = ("h",)
-    _n_scratch = 2
+    hyperparameters = ("decay_rate", "eps", "weight_decay")
+    state_names = ("h",)
+    n_scratch = 2
 
     def __init__(self, params: Iterable[Tensor] | None = None, lr: float = 0.01, decay_rate: float = 0.99,
                  eps: float = 1e-8, *, learning_rate: float | None = None, weight_decay: float = 0.0) -> None:
@@ -57,7 +57,7 @@ class RMSprop(Optimizer):
         self.eps = check_positive("eps", eps)
         self.weight_decay = check_nonnegative("weight_decay", weight_decay)
 
-    def _update(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any], scratch: list[np.ndarray],
+    def update_one(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any], scratch: list[np.ndarray],
                 lr: float) -> None:
         h = state["h"]
         h *= self.decay_rate

@@ -75,17 +75,17 @@ class Optimizer:
 
     サブクラスが決めるもの:
 
-    * ``_hyper``: lr 以外のハイパーパラメータの属性名 (state_dict に入る)。
-    * ``_buffers``: パラメータごとに持つ状態配列の名前 (0 で初期化される)。
-    * ``_n_scratch``: 1 回の更新で使う作業用配列の数 (パラメータごとに一度だけ確保する)。
-    * ``_update(w, g, state, scratch, lr)``: 配列 ``w`` を勾配 ``g`` でその場で更新する。
+    * ``hyperparameters``: lr 以外のハイパーパラメータの属性名 (state_dict に入る)。
+    * ``state_names``: パラメータごとに持つ状態配列の名前 (0 で初期化される)。
+    * ``n_scratch``: 1 回の更新で使う作業用配列の数 (パラメータごとに一度だけ確保する)。
+    * ``update_one(w, g, state, scratch, lr)``: 配列 ``w`` を勾配 ``g`` でその場で更新する。
       ``state["step"]`` はこの更新を含めた回数 t。
     """
 
     _default_lr: float = 0.01
-    _hyper: tuple[str, ...] = ()
-    _buffers: tuple[str, ...] = ()
-    _n_scratch: int = 1
+    hyperparameters: tuple[str, ...] = ()
+    state_names: tuple[str, ...] = ()
+    n_scratch: int = 1
     # False where weight decay is applied to the weights directly instead of through the gradient (AdamW).
     _l2_decay: bool = True
     weight_decay: float = 0.0
@@ -160,26 +160,26 @@ class Optimizer:
         state = states.get(key)
         if state is None:
             state = {"step": 0}
-            for name in self._buffers:
+            for name in self.state_names:
                 state[name] = np.zeros_like(w)
             states[key] = state
             # One extra buffer holds g + weight_decay * w, so p.grad itself is never modified.
-            scratches[key] = [np.empty_like(w) for _ in range(self._n_scratch + 1)]
+            scratches[key] = [np.empty_like(w) for _ in range(self.n_scratch + 1)]
         scratch = scratches[key]
         if self.weight_decay and self._l2_decay:
             np.multiply(w, self.weight_decay, out=scratch[-1])
             scratch[-1] += g
             g = scratch[-1]
         state["step"] += 1
-        self._update(w, g, state, scratch, lr)
+        self.update_one(w, g, state, scratch, lr)
 
-    def _update(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any], scratch: list[np.ndarray],
+    def update_one(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any], scratch: list[np.ndarray],
                 lr: float) -> None:
-        raise NotImplementedError(f"{type(self).__name__} must define _update()")
+        raise NotImplementedError(f"{type(self).__name__} must define update_one()")
 
     # ------------------------------------------------------------------ state
-    def _hyperparameters(self) -> dict[str, float]:
-        return {"lr": float(self.lr), **{name: float(getattr(self, name)) for name in self._hyper}}
+    def _hyper_values(self) -> dict[str, float]:
+        return {"lr": float(self.lr), **{name: float(getattr(self, name)) for name in self.hyperparameters}}
 
     def state_dict(self) -> dict[str, Any]:
         """ハイパーパラメータと、パラメータごとの状態 (``"0.step"``, ``"0.m"`` のような平たい名前) のコピー。
@@ -187,17 +187,17 @@ class Optimizer:
         値は数値か numpy 配列だけなので、``tg.save`` でそのまま ``.npz`` に保存できる。
         ``step()`` の状態だけを含む (``update(params, grads)`` で使った状態は含まない)。
         """
-        out: dict[str, Any] = self._hyperparameters()
+        out: dict[str, Any] = self._hyper_values()
         for i, state in sorted(self.state.items()):
             out[f"{i}.step"] = int(state["step"])
-            for name in self._buffers:
+            for name in self.state_names:
                 out[f"{i}.{name}"] = state[name].copy()
         return out
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """``state_dict`` を読み込む。すべて先に検査し、食い違えば何も変えずに ValueError を送出する。"""
         params = self._require_params("load_state_dict")
-        hyper = self._hyperparameters()
+        hyper = self._hyper_values()
         for name in hyper:
             if name not in state_dict:
                 raise ValueError(f"load_state_dict: missing hyperparameter {name!r} for {type(self).__name__}")
@@ -207,17 +207,17 @@ class Optimizer:
             if key in hyper:
                 continue
             index, _, name = key.partition(".")
-            if not index.isdigit() or name not in ("step", *self._buffers):
+            if not index.isdigit() or name not in ("step", *self.state_names):
                 raise ValueError(f"load_state_dict: unexpected entry {key!r} for {type(self).__name__} "
                                  f"(expected hyperparameters {list(hyper)} and 'i.step', "
-                                 + ", ".join(f"'i.{b}'" for b in self._buffers) + ")")
+                                 + ", ".join(f"'i.{b}'" for b in self.state_names) + ")")
             i = int(index)
             if i >= len(params):
                 raise ValueError(f"load_state_dict: entry {key!r} names parameter {i}, "
                                  f"but the optimizer has {len(params)} parameters")
             per_param.setdefault(i, {})[name] = value
         for i, entries in per_param.items():
-            for name in ("step", *self._buffers):
+            for name in ("step", *self.state_names):
                 if name not in entries:
                     raise ValueError(f"load_state_dict: missing entry '{i}.{name}'")
             step = _scalar(entries["step"], f"{i}.step")
@@ -225,7 +225,7 @@ class Optimizer:
                 raise ValueError(f"load_state_dict: '{i}.step' must be a non-negative integer, got {step}")
             entries["step"] = int(step)
             shape, dtype = params[i].data.shape, params[i].data.dtype
-            for name in self._buffers:
+            for name in self.state_names:
                 arr = np.asarray(entries[name])
                 if arr.shape != shape:
                     raise ValueError(f"load_state_dict: '{i}.{name}' has shape {arr.shape} "
@@ -239,7 +239,7 @@ class Optimizer:
         self._scratch = {}
         for i, entries in sorted(per_param.items()):
             self.state[i] = entries
-            self._scratch[i] = [np.empty_like(params[i].data) for _ in range(self._n_scratch + 1)]
+            self._scratch[i] = [np.empty_like(params[i].data) for _ in range(self.n_scratch + 1)]
 
     def _validated(self, name: str, value: float) -> float:
         """Check a loaded hyperparameter with the same rule as the constructor."""
@@ -255,7 +255,7 @@ class Optimizer:
 
     # ------------------------------------------------------------------ display
     def __repr__(self) -> str:
-        fields = ", ".join(f"{k}={v:g}" for k, v in self._hyperparameters().items())
+        fields = ", ".join(f"{k}={v:g}" for k, v in self._hyper_values().items())
         return f"{type(self).__name__}({fields})"
 
 

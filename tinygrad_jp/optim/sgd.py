@@ -18,14 +18,14 @@ class SGD(Optimizer):
     """
 
     _default_lr = 0.01
-    _hyper = ("weight_decay",)
+    hyperparameters = ("weight_decay",)
 
     def __init__(self, params: Iterable[Tensor] | None = None, lr: float = 0.01, *,
                  learning_rate: float | None = None, weight_decay: float = 0.0) -> None:
         super().__init__(params, lr, learning_rate)
         self.weight_decay = check_nonnegative("weight_decay", weight_decay)
 
-    def _update(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any], scratch: list[np.ndarray],
+    def update_one(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any], scratch: list[np.ndarray],
                 lr: float) -> None:
         step = np.multiply(g, lr, out=scratch[0])
         w -= step
@@ -35,8 +35,8 @@ class Momentum(Optimizer):
     """Momentum。 v ← βv − η ∂L/∂w,  w ← w + v  (β = ``momentum``, 通常 0.9)"""
 
     _default_lr = 0.01
-    _hyper = ("momentum", "weight_decay")
-    _buffers = ("v",)
+    hyperparameters = ("momentum", "weight_decay")
+    state_names = ("v",)
 
     def __init__(self, params: Iterable[Tensor] | None = None, lr: float = 0.01, momentum: float = 0.9, *,
                  learning_rate: float | None = None, weight_decay: float = 0.0) -> None:
@@ -44,7 +44,7 @@ class Momentum(Optimizer):
         self.momentum = check_unit("momentum", momentum)
         self.weight_decay = check_nonnegative("weight_decay", weight_decay)
 
-    def _update(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any], scratch: list[np.ndarray],
+    def update_one(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any], scratch: list[np.ndarray],
                 lr: float) -> None:
         v = state["v"]
         v *= self.momentum
@@ -58,9 +58,9 @@ class Nesterov(Momentum):
     v ← βv − η ∂L/∂w,  w ← w + βv − η ∂L/∂w  (更新後の v を使う。PyTorch の nesterov=True と同じ)
     """
 
-    _n_scratch = 2
+    n_scratch = 2
 
-    def _update(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any], scratch: list[np.ndarray],
+    def update_one(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any], scratch: list[np.ndarray],
                 lr: float) -> None:
         v = state["v"]
         lr_g = np.multiply(g, lr, out=scratch[0])
