@@ -38,23 +38,17 @@ def _numpy(length):
 def _tinygrad(length):
     from tinygrad_jp import Tensor
 
-    x = Tensor(1.0, requires_grad=True)
-
-    def step():
-        x.grad = None
-        y = x
-        for _ in range(length):
-            y = y * FACTOR + 0.0
-        y.backward()
-        return float(x.grad)
-
-    return step
+    return _autograd_chain(Tensor(1.0, requires_grad=True), length)
 
 
 def _torch(length):
     import torch
 
-    x = torch.tensor(1.0, requires_grad=True)
+    return _autograd_chain(torch.tensor(1.0, requires_grad=True), length)
+
+
+def _autograd_chain(x, length):
+    """The same user code for both frameworks: build the chain from x, backpropagate, read x.grad."""
 
     def step():
         x.grad = None

@@ -127,3 +127,20 @@ def tinygrad_mlp(sizes: list[int], activation: str, params: list[tuple[np.ndarra
     for w, v in zip(weights, values):
         w.data[...] = v
     return model
+
+
+def torch_mlp(params: list[tuple[np.ndarray, np.ndarray]], activation: str):
+    """PyTorch の nn.Sequential で同じ MLP を作る (重みは ``params`` の写し。W は転置して入れる)。"""
+    import torch
+
+    act = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}[activation]
+    layers = []
+    for k, (W, b) in enumerate(params):
+        lin = torch.nn.Linear(*W.shape)
+        with torch.no_grad():
+            lin.weight.copy_(torch.from_numpy(W.T))
+            lin.bias.copy_(torch.from_numpy(b))
+        layers.append(lin)
+        if k < len(params) - 1:
+            layers.append(act())
+    return torch.nn.Sequential(*layers)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .common import SEED, CheckError, copy_params, he_params, tinygrad_mlp
+from .common import SEED, CheckError, copy_params, he_params, tinygrad_mlp, torch_mlp
 
 TITLE = "(b) MLP 784-100-100-100-100-10 ReLU, batch 128, float32, softmax CE, SGD: one step"
 IMPLS = ("numpy", "numpy_tuned", "tinygrad_jp", "torch")
@@ -170,16 +170,7 @@ class TorchMLP:
     def __init__(self, params, X, T):
         import torch
 
-        layers = []
-        for k, (W, b) in enumerate(params):
-            lin = torch.nn.Linear(*W.shape)
-            with torch.no_grad():
-                lin.weight.copy_(torch.from_numpy(W.T))
-                lin.bias.copy_(torch.from_numpy(b))
-            layers.append(lin)
-            if k < len(params) - 1:
-                layers.append(torch.nn.ReLU())
-        self.model = torch.nn.Sequential(*layers)
+        self.model = torch_mlp(params, "relu")
         self.opt = torch.optim.SGD(self.model.parameters(), lr=LR)
         self.X = [torch.from_numpy(x) for x in X]
         self.T = [torch.from_numpy(t) for t in T]

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .common import SEED, copy_params, tinygrad_mlp, xavier_params
+from .common import SEED, copy_params, tinygrad_mlp, torch_mlp, xavier_params
 
 TITLE = "(c) MLP 2-16-16-1 tanh, 100 points, full-batch MSE, SGD: one step"
 IMPLS = ("numpy", "tinygrad_jp", "torch")
@@ -79,16 +79,7 @@ def _tinygrad(params, X, Y):
 def _torch(params, X, Y):
     import torch
 
-    layers = []
-    for k, (W, b) in enumerate(params):
-        lin = torch.nn.Linear(*W.shape)
-        with torch.no_grad():
-            lin.weight.copy_(torch.from_numpy(W.T))
-            lin.bias.copy_(torch.from_numpy(b))
-        layers.append(lin)
-        if k < len(params) - 1:
-            layers.append(torch.nn.Tanh())
-    model = torch.nn.Sequential(*layers)
+    model = torch_mlp(params, "tanh")
     opt = torch.optim.SGD(model.parameters(), lr=LR)
     x, y = torch.from_numpy(X), torch.from_numpy(Y)
     mse = torch.nn.functional.mse_loss
