@@ -76,10 +76,10 @@ CASES = [
          ("floating-point", "int64")),
     Case("int_tensor_requires_grad_", lambda: Tensor(np.arange(3)).requires_grad_(), TypeError,
          ("floating-point", "int64")),
-    # PyTorch's type for both of these is RuntimeError, and so is ours.
-    Case("backward_non_scalar", lambda: (_x(2, 3) * 2).backward(), RuntimeError, ("scalar", "(2, 3)", "grad=")),
-    Case("backward_released_graph", _second_backward, RuntimeError, ("second time", "Sum", "retain_graph=True")),
-    Case("backward_nothing_requires_grad", lambda: Tensor([1.0, 2.0]).sum().backward(), RuntimeError,
+    # BackwardError is both PyTorch's RuntimeError and a ValueError (tested below).
+    Case("backward_non_scalar", lambda: (_x(2, 3) * 2).backward(), tg.BackwardError, ("scalar", "(2, 3)", "grad=")),
+    Case("backward_released_graph", _second_backward, tg.BackwardError, ("second time", "Sum", "retain_graph=True")),
+    Case("backward_nothing_requires_grad", lambda: Tensor([1.0, 2.0]).sum().backward(), tg.BackwardError,
          ("requires grad", "no_grad")),
     Case("backward_grad_shape", lambda: (_x(2, 3) * 2).backward(np.ones(3)), ValueError, ("(2, 3)", "(3,)")),
     Case("grad_input_without_requires_grad", lambda: tg.grad((_x(2) * 2).sum(), Tensor([1.0, 2.0])), ValueError,
@@ -185,6 +185,10 @@ def test_the_error_names_what_was_expected_and_what_was_given(case):
     message = str(info.value)
     missing = [f for f in case.fragments if f not in message]
     assert not missing, f"{missing} not in {message!r}"
+
+
+def test_backward_errors_are_runtime_errors_and_value_errors():
+    assert issubclass(tg.BackwardError, RuntimeError) and issubclass(tg.BackwardError, ValueError)
 
 
 def test_every_case_has_a_unique_id_and_names_something_given():

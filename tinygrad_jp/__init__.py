@@ -4,7 +4,7 @@ from .tensor import Tensor, get_default_dtype, set_default_dtype  # noqa: I001 (
 
 from . import data, functional, init, inspect, losses, nn, ops, optim, probes, train
 from .activations import Activation
-from .autograd import Function, backward, detect_anomaly, enable_grad, grad, is_grad_enabled, no_grad
+from .autograd import BackwardError, Function, backward, detect_anomaly, enable_grad, grad, is_grad_enabled, no_grad
 from .gradcheck import GradcheckError, gradcheck
 from .ops import concatenate, maximum, minimum, stack, where
 from .random import get_rng, manual_seed
@@ -26,7 +26,8 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
-    "Activation", "F", "Function", "GradcheckError", "Tensor", "__version__", "backward", "concatenate",
+    "Activation", "BackwardError", "F", "Function", "GradcheckError", "Tensor", "__version__", "backward",
+    "concatenate",
     "data", "detect_anomaly", "enable_grad", "functional", "get_default_dtype", "get_rng", "grad", "gradcheck",
     "init", "inspect", "is_grad_enabled", "load", "losses", "manual_seed", "maximum", "minimum", "nn", "no_grad",
     "ops", "optim", "probes", "save", "set_default_dtype", "stack", "train", "viz", "where",

@@ -228,8 +228,15 @@ def toposort(roots: Sequence[Tensor]) -> list[Tensor]:
     return order
 
 
-def _released_error(fn: Function) -> RuntimeError:
-    return RuntimeError(
+class BackwardError(RuntimeError, ValueError):
+    """逆伝播の使い方の誤り (スカラーでない出力に grad なしで backward、解放済みのグラフなど)。
+
+    PyTorch と同じく RuntimeError として、また渡されたものが不適切という意味で ValueError としても捕まえられる。
+    """
+
+
+def _released_error(fn: Function) -> BackwardError:
+    return BackwardError(
         f"trying to backward through the graph a second time (at {fn.name}): its intermediate "
         "values were freed after the first backward; pass retain_graph=True to the first call"
     )
@@ -428,13 +435,13 @@ def _ones(shape: tuple, dtype: np.dtype) -> np.ndarray:
 def backward(tensor: Tensor, grad: Any = None, retain_graph: bool = False) -> None:
     """``tensor`` から逆伝播し、葉テンソルの ``.grad`` に勾配を加算する。"""
     if not tensor.requires_grad:
-        raise RuntimeError(
+        raise BackwardError(
             "backward() needs a tensor that requires grad: this one does not (no input of the "
             "computation had requires_grad=True, or it was computed under no_grad())"
         )
     if grad is None:
         if tensor.data.size != 1:
-            raise RuntimeError(
+            raise BackwardError(
                 f"backward() without grad= works only for a scalar output; this output has shape "
                 f"{tensor.shape}: call .sum() first or pass grad= of that shape"
             )
@@ -466,10 +473,10 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
     roots, root_grads = [], []
     for out, go in zip(outputs, grad_outputs):
         if not out.requires_grad:
-            raise RuntimeError("grad(): an output does not require grad, so nothing connects it to the inputs")
+            raise BackwardError("grad(): an output does not require grad, so nothing connects it to the inputs")
         if go is None:
             if out.data.size != 1:
-                raise RuntimeError(f"grad(): grad_outputs is needed for a non-scalar output of shape {out.shape}")
+                raise BackwardError(f"grad(): grad_outputs is needed for a non-scalar output of shape {out.shape}")
             go = np.ones(out.data.shape, dtype=out.data.dtype)
         if create_graph:
             go = go if isinstance(go, Tensor) else Tensor._make(_as_grad(go, out), None)
@@ -490,7 +497,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
         g = captured.get(id(t))
         if g is None:
             if not allow_unused:
-                raise RuntimeError(f"grad(): input {i} is not used to compute the outputs; pass allow_unused=True")
+                raise BackwardError(f"grad(): input {i} is not used to compute the outputs; pass allow_unused=True")
             result.append(None)
         elif isinstance(g, Tensor):
             result.append(g)
