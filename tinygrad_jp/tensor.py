@@ -350,13 +350,13 @@ class Tensor:
         return ops.Cos()(self)
 
     def tanh(self) -> Tensor:
-        return activations.TANH(self)
+        return activations._ActivationFunction(activations.TANH)(self)
 
     def sigmoid(self) -> Tensor:
-        return activations.SIGMOID(self)
+        return activations._ActivationFunction(activations.SIGMOID)(self)
 
     def relu(self) -> Tensor:
-        return activations.RELU(self)
+        return activations._ActivationFunction(activations.RELU)(self)
 
     def clip(self, min: float | None = None, max: float | None = None) -> Tensor:
         return ops.Clip(min, max)(self)
