@@ -146,8 +146,7 @@ class ReLU(Activation):
         return np.maximum(x, 0)
 
     def df(self, x, y):
-        # A boolean mask: g * mask costs one pass, where a float mask would cost a cast first.
-        return x > 0
+        return _positive(x)
 
 
 class LeakyReLU(Activation):
