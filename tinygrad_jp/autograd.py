@@ -258,6 +258,19 @@ def _call_hooks(node: Tensor, g):
     return g
 
 
+def _seed(roots, root_grads) -> tuple[dict, list]:
+    """The starting gradients (summed when a root is given twice) and the heap of tensors waiting to run."""
+    grads: dict = {}
+    heap: list = []
+    for r, g in zip(roots, root_grads):
+        if r.requires_grad:
+            prev = grads.get(id(r))
+            if prev is None:
+                heappush(heap, (-r._seq, r))
+            grads[id(r)] = g if prev is None else prev + g
+    return grads, heap
+
+
 def backward_steps(roots, root_grads, retain_graph: bool = False, captured: dict | None = None,
                    leaf_steps: bool = True):
     """The engine on ndarrays, one node at a time: yields ``(node, g, sent)`` after each node.
@@ -273,17 +286,8 @@ def backward_steps(roots, root_grads, retain_graph: bool = False, captured: dict
     A gradient is updated in place only when this run created it (``owned``); one that may be
     shared (``g`` passed through by Add, a view of ``g``, a user's array) is copied first.
     """
-    grads: dict[int, np.ndarray] = {}
+    grads, heap = _seed(roots, root_grads)
     owned: set[int] = set()
-    heap: list = []
-    for r, g in zip(roots, root_grads):
-        if r.requires_grad:
-            prev = grads.get(id(r))
-            if prev is None:
-                grads[id(r)] = g
-                heappush(heap, (-r._seq, r))
-            else:
-                grads[id(r)] = prev + g
     while heap:
         node = heappop(heap)[1]
         key = id(node)
@@ -376,14 +380,7 @@ def _run(roots, root_grads, retain_graph: bool, targets=None):
 
 def _run_graph(roots, root_grads, retain_graph: bool, targets):
     """The engine on Tensors (create_graph=True): every backward is recorded, so gradients are differentiable."""
-    grads: dict[int, Tensor] = {}
-    heap: list = []
-    for r, g in zip(roots, root_grads):
-        if r.requires_grad:
-            prev = grads.get(id(r))
-            if prev is None:
-                heappush(heap, (-r._seq, r))
-            grads[id(r)] = g if prev is None else prev + g
+    grads, heap = _seed(roots, root_grads)
     captured = {}
     while heap:
         node = heappop(heap)[1]
