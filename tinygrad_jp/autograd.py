@@ -18,6 +18,7 @@ import numpy as np
 from .tensor import Tensor
 
 _grad_enabled = True
+_ndarray = np.ndarray
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _anomaly = False
 
@@ -169,7 +170,7 @@ class Function:
                 shapes = ", ".join(str(t.shape) for t in inputs)
                 msg = f"{self.name}: cannot apply to inputs of shapes {shapes}: {msg}"
             raise ValueError(msg) from None
-        if type(out) is not np.ndarray:
+        if type(out) is not _ndarray:
             out = np.asarray(out)
         if _anomaly:
             _check_finite(out, f"the forward output of {self.name}")
@@ -288,15 +289,18 @@ def backward_steps(roots, root_grads, retain_graph: bool = False, captured: dict
     """
     grads, heap = _seed(roots, root_grads)
     owned: set[int] = set()
+    anomaly = _anomaly  # the mode cannot change in the middle of one backward
+    fast_leaves = not leaf_steps and captured is None
+    ndarray, asarray, push, pop = np.ndarray, np.asarray, heappush, heappop
     while heap:
-        node = heappop(heap)[1]
+        node = pop(heap)[1]
         key = id(node)
         g = grads.pop(key)
         if node._hooks:
             g = _call_hooks(node, g)
             owned.discard(key)
-            if _anomaly:
-                _check_finite(np.asarray(g), f"the gradient returned by a hook on the output of {_made_by(node)}")
+            if anomaly:
+                _check_finite(asarray(g), f"the gradient returned by a hook on the output of {_made_by(node)}")
         fn = node._ctx
         if captured is not None:
             if key in captured:
@@ -327,9 +331,9 @@ def backward_steps(roots, root_grads, retain_graph: bool = False, captured: dict
             if gp is None or not need:
                 sent.append(None)
                 continue
-            if type(gp) is not np.ndarray:
-                gp = np.asarray(gp)
-            if _anomaly:
+            if type(gp) is not ndarray:
+                gp = asarray(gp)
+            if anomaly:
                 _check_finite(gp, f"the gradient computed by {fn.name}.backward", fn)
             data = p.data
             if gp.shape != data.shape:
@@ -347,11 +351,11 @@ def backward_steps(roots, root_grads, retain_graph: bool = False, captured: dict
             pk = id(p)
             prev = grads.get(pk)
             if prev is None:
-                if leaf_steps or p._ctx is not None or p._hooks or captured is not None:
+                if not fast_leaves or p._ctx is not None or p._hooks:
                     grads[pk] = gp
                     if fresh:
                         owned.add(pk)
-                    heappush(heap, (-p._seq, p))
+                    push(heap, (-p._seq, p))
                 elif p.grad is None:
                     p.grad = gp if fresh else np.array(gp, dtype=data.dtype)
                 else:
@@ -362,7 +366,7 @@ def backward_steps(roots, root_grads, retain_graph: bool = False, captured: dict
                 prev += gp
             else:
                 total = prev + gp
-                grads[pk] = total if type(total) is np.ndarray else np.asarray(total)  # 0-d sums give scalars
+                grads[pk] = total if type(total) is ndarray else asarray(total)  # 0-d sums give scalars
                 owned.add(pk)
             sent.append(gp)
         yield node, g, sent
