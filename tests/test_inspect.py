@@ -217,3 +217,16 @@ def test_a_fused_linear_layer_is_explained_and_matches_backward():
     assert "xᵀ @ g" in lin.local[1]
     np.testing.assert_allclose(lin.sent[1], x.data.T @ lin.upstream, rtol=1e-6)
     np.testing.assert_allclose(lin.sent[2], lin.upstream.sum(axis=0), rtol=1e-6)
+
+
+def test_one_dimensional_matmuls_step_like_backward():
+    x = Tensor(np.array([1.0, 2.0]), name="x")
+    w = Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True, name="W")
+    v = Tensor(np.array([0.5, -1.0, 2.0]), requires_grad=True, name="v")
+    steps = list(backprop_steps((x @ w) @ v, retain_graph=True))
+    assert [s.op for s in steps if s.op] == ["MatMul", "MatMul"]  # no hidden reshapes for 1-D operands
+    got = {"W": w.grad.copy(), "v": v.grad.copy()}
+    w.grad = v.grad = None
+    ((x @ w) @ v).backward()
+    np.testing.assert_array_equal(got["W"], w.grad)
+    np.testing.assert_array_equal(got["v"], v.grad)

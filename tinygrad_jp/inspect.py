@@ -109,6 +109,9 @@ def _local_derivatives(fn: Function, y: np.ndarray, xs: list[np.ndarray], names:
         ]
     if isinstance(fn, ops.MatMul):
         a, b = xs
+        # A 1-D operand acts as a row (left) or a column (right), as in MatMul's backward.
+        a = a.reshape(1, -1) if a.ndim == 1 else a
+        b = b.reshape(-1, 1) if b.ndim == 1 else b
         rules = (f"g @ {names[1]}ᵀ, {names[1]}ᵀ = {_fmt(b.swapaxes(-1, -2))}",
                  f"{names[0]}ᵀ @ g, {names[0]}ᵀ = {_fmt(a.swapaxes(-1, -2))}")
     elif fn.name == "LinearFunction":  # nn.Linear's fused y = x W + b

@@ -293,7 +293,11 @@ class Cast(Function):
 
 
 class MatMul(Function):
-    """行列積 a @ b (2 次元以上。バッチ次元はブロードキャストされる)。"""
+    """行列積 a @ b (numpy と同じ規則: バッチ次元はブロードキャスト、1 次元の被演算子も可)。
+
+    逆伝播は 1 次元の被演算子を行列 (a は行、b は列) とみなして ∂L/∂a = g bᵀ、∂L/∂b = aᵀ g を
+    計算し、その軸を落とす。
+    """
 
     __slots__ = ()
 
@@ -301,13 +305,23 @@ class MatMul(Function):
         return a @ b
 
     def backward(self, g, y, a, b):
-        ga = g @ b.swapaxes(-1, -2) if self.needs[0] else None
-        gb = a.swapaxes(-1, -2) @ g if self.needs[1] else None
+        a2 = a.reshape(1, -1) if a.ndim == 1 else a
+        b2 = b.reshape(-1, 1) if b.ndim == 1 else b
+        g2 = g.reshape(np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]) + (a2.shape[-2], b2.shape[-1]))
+        ga = gb = None
+        if self.needs[0]:
+            ga = g2 @ b2.swapaxes(-1, -2)
+            if a.ndim == 1:
+                ga = ga.reshape(ga.shape[:-2] + ga.shape[-1:])
+        if self.needs[1]:
+            gb = a2.swapaxes(-1, -2) @ g2
+            if b.ndim == 1:
+                gb = gb.reshape(gb.shape[:-1])
         return ga, gb
 
 
 def matmul(a: Tensor, b: Tensor) -> Tensor:
-    """numpy と同じ規則の行列積。1 次元の被演算子は行列にしてから掛け、その軸を落とす。"""
+    """numpy と同じ規則の行列積。形が合わなければ両方の形を示す ValueError。"""
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: operands must have at least one dimension, got shapes {a.shape} and {b.shape}")
     if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
@@ -316,13 +330,7 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
             f"dimension ({a.shape[-1]}) must equal the right operand's "
             f"{'second-to-last' if b.ndim > 1 else 'only'} dimension ({b.shape[-2 if b.ndim > 1 else 0]})"
         )
-    if a.ndim > 1 and b.ndim > 1:
-        return MatMul()(a, b)
-    out = MatMul()(a.reshape(1, -1) if a.ndim == 1 else a, b.reshape(-1, 1) if b.ndim == 1 else b)
-    drop = {out.ndim - 2} if a.ndim == 1 else set()
-    if b.ndim == 1:
-        drop.add(out.ndim - 1)
-    return out.reshape(tuple(n for i, n in enumerate(out.shape) if i not in drop))
+    return MatMul()(a, b)
 
 
 # ---------------------------------------------------------------------- reductions
