@@ -35,7 +35,7 @@ class Adam(Optimizer):
         self.weight_decay = check_nonnegative("weight_decay", weight_decay)
 
     def update_one(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any], scratch: list[np.ndarray],
-                lr: float) -> None:
+                   lr: float) -> None:
         m, v, t = state["m"], state["v"], state["step"]
         b1, b2 = self.beta1, self.beta2
         m *= b1
@@ -65,7 +65,7 @@ class AdamW(Adam):
 
 
     def update_one(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any], scratch: list[np.ndarray],
-                lr: float) -> None:
+                   lr: float) -> None:
         if self.weight_decay:
             w *= 1 - lr * self.weight_decay
         super().update_one(w, g, state, scratch, lr)

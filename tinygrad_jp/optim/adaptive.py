@@ -36,7 +36,7 @@ class AdaGrad(Optimizer):
         self.weight_decay = check_nonnegative("weight_decay", weight_decay)
 
     def update_one(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any], scratch: list[np.ndarray],
-                lr: float) -> None:
+                   lr: float) -> None:
         h = state["h"]
         h += np.multiply(g, g, out=scratch[0])
         _scaled_step(w, g, h, scratch, lr, self.eps)
@@ -58,7 +58,7 @@ class RMSprop(Optimizer):
         self.weight_decay = check_nonnegative("weight_decay", weight_decay)
 
     def update_one(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any], scratch: list[np.ndarray],
-                lr: float) -> None:
+                   lr: float) -> None:
         h = state["h"]
         h *= self.decay_rate
         g2 = np.multiply(g, g, out=scratch[0])

@@ -174,7 +174,7 @@ class Optimizer:
         self.update_one(w, g, state, scratch, lr)
 
     def update_one(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any], scratch: list[np.ndarray],
-                lr: float) -> None:
+                   lr: float) -> None:
         raise NotImplementedError(f"{type(self).__name__} must define update_one()")
 
     # ------------------------------------------------------------------ state

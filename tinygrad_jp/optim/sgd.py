@@ -26,7 +26,7 @@ class SGD(Optimizer):
         self.weight_decay = check_nonnegative("weight_decay", weight_decay)
 
     def update_one(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any], scratch: list[np.ndarray],
-                lr: float) -> None:
+                   lr: float) -> None:
         step = np.multiply(g, lr, out=scratch[0])
         w -= step
 
@@ -45,7 +45,7 @@ class Momentum(Optimizer):
         self.weight_decay = check_nonnegative("weight_decay", weight_decay)
 
     def update_one(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any], scratch: list[np.ndarray],
-                lr: float) -> None:
+                   lr: float) -> None:
         v = state["v"]
         v *= self.momentum
         v -= np.multiply(g, lr, out=scratch[0])
@@ -61,7 +61,7 @@ class Nesterov(Momentum):
     n_scratch = 2
 
     def update_one(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any], scratch: list[np.ndarray],
-                lr: float) -> None:
+                   lr: float) -> None:
         v = state["v"]
         lr_g = np.multiply(g, lr, out=scratch[0])
         v *= self.momentum
