@@ -293,3 +293,98 @@ def test_pow_exponent_gradient_at_zero_base_is_zero_not_nan():
     (a**b).sum().backward()  # RuntimeWarning is an error in this suite: log(0) must not be taken
     np.testing.assert_allclose(b.grad, [0.0, 4.0 * np.log(2.0)])
     np.testing.assert_allclose(a.grad, [0.0, 4.0])
+
+
+# ---------------------------------------------------------------------- gradients written in place
+# loss = sum(relu(x W) * C): the gradient arriving at the ReLU is C (fresh from Mul, so the engine owns it),
+# nonzero also where the ReLU's mask is 0, so a mask written into a shared gradient would show.
+def _relu_net(seed=0):
+    rng = np.random.default_rng(seed)
+    x = Tensor(rng.standard_normal((4, 3)).astype(np.float32), requires_grad=True)
+    W = Tensor(rng.standard_normal((3, 5)).astype(np.float32), requires_grad=True)
+    C = rng.standard_normal((4, 5)).astype(np.float32) + 3.0
+    z = x @ W
+    h = z.relu()
+    return x, W, z, h, C
+
+
+def _expected_relu_grads(x, W, C):
+    dz = C * (x.data @ W.data > 0)
+    return dz @ W.data.T, x.data.T @ dz
+
+
+def test_relu_writes_into_the_engines_own_gradient(monkeypatch):
+    from tinygrad_jp.activations import ReLU
+
+    calls = []
+    original = ReLU._scale_grad
+
+    def spy(self, g, x, y):
+        calls.append(g)
+        return original(self, g, x, y)
+
+    monkeypatch.setattr(ReLU, "_scale_grad", spy)
+    x, W, _, h, C = _relu_net()
+    (h * C).sum().backward()
+    assert len(calls) == 1  # the gradient from Mul was fresh, so ReLU could reuse it
+    gx, gW = _expected_relu_grads(x, W, C)
+    np.testing.assert_allclose(x.grad, gx, rtol=1e-6)
+    np.testing.assert_allclose(W.grad, gW, rtol=1e-6)
+
+
+def test_a_retained_gradient_is_not_overwritten():
+    x, W, _, h, C = _relu_net()
+    h.retain_grad()
+    (h * C).sum().backward()
+    np.testing.assert_array_equal(h.grad, C)  # the gradient at h, not the masked one below it
+    gx, _ = _expected_relu_grads(x, W, C)
+    np.testing.assert_allclose(x.grad, gx, rtol=1e-6)
+
+
+def test_a_gradient_seen_by_a_hook_is_not_overwritten():
+    _, _, _, h, C = _relu_net()
+    seen = []
+    h.register_hook(seen.append)
+    (h * C).sum().backward()
+    np.testing.assert_array_equal(seen[0], C)
+
+
+def test_grad_returns_the_gradient_at_an_activation_unmasked():
+    _, _, z, h, C = _relu_net()
+    gh, gz = tg.grad((h * C).sum(), [h, z])
+    np.testing.assert_array_equal(gh.data, C)
+    np.testing.assert_array_equal(gz.data, C * (z.data > 0))
+
+
+def test_the_stepper_shows_the_gradient_that_arrived_at_the_activation():
+    from tinygrad_jp.inspect import backprop_steps
+
+    _, _, _, h, C = _relu_net()
+    steps = {s.op: s for s in backprop_steps((h * C).sum())}
+    np.testing.assert_array_equal(steps["ReLU"].upstream, C)
+
+
+def test_an_activation_whose_derivative_is_float64_still_gives_float32_gradients():
+    class Square(tg.Activation):
+        def f(self, x):
+            return x * x
+
+        def df(self, x, y):
+            return 2.0 * x.astype(np.float64)
+
+    x = Tensor(np.array([0.5, -1.5, 2.0], dtype=np.float32), requires_grad=True)
+    y = Square()(x)
+    (y * 3.0).sum().backward()  # Mul hands Square a fresh float32 gradient, written in place
+    assert x.grad.dtype == np.float32
+    np.testing.assert_allclose(x.grad, 6.0 * x.data, rtol=1e-6)
+
+
+def test_a_gradient_shared_by_two_inputs_of_add_is_not_overwritten():
+    rng = np.random.default_rng(3)
+    p = Tensor(rng.standard_normal((4, 5)).astype(np.float32), requires_grad=True)
+    q = p * 1.0  # made before h, so its backward runs after ReLU's, with the same array from Add
+    x, W, _, h, C = _relu_net()
+    ((h + q) * C).sum().backward()
+    np.testing.assert_array_equal(p.grad, C)
+    gx, _ = _expected_relu_grads(x, W, C)
+    np.testing.assert_allclose(x.grad, gx, rtol=1e-6)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .tensor import Tensor
+from .tensor import Tensor, _next_seq
 
 _grad_enabled = True
 _ndarray = np.ndarray
@@ -113,8 +113,10 @@ def _check_finite(arr: np.ndarray, what: str, fn: Function | None = None) -> Non
 
 # ---------------------------------------------------------------------- Function
 # Shared tuples for the common arities: a graph of 10^5 nodes should not hold 10^5 copies of (True, False).
-_NEEDS1 = ((False,), (True,))
-_NEEDS2 = (((False, False), (False, True)), ((True, False), (True, True)))
+# None where no input needs a gradient.
+_NEEDS1 = (None, (True,))
+_NEEDS2 = ((None, (False, True)), ((True, False), (True, True)))
+_new = object.__new__
 
 
 class Function:
@@ -136,6 +138,11 @@ class Function:
     """
 
     __slots__ = ("_where", "needs", "parents")
+
+    # Optional, for ops whose gradient is g times something elementwise: ``backward_into(g, y, *xs)``
+    # returns what ``backward`` would, but may write into g and return it. The engine calls it only
+    # when g is its own (created by this run, held by no hook, retained .grad or stepper).
+    backward_into = None
 
     def forward(self, *xs: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -175,6 +182,11 @@ class Function:
         if _anomaly:
             _check_finite(out, f"the forward output of {self.name}")
             _record_creation(self)
+        t = _new(Tensor)
+        t.data = out
+        t.grad = t.name = t._hooks = None
+        t._retain = False
+        t._seq = _next_seq()
         if _grad_enabled:
             if n == 2:
                 needs = _NEEDS2[a.requires_grad][b.requires_grad]
@@ -182,11 +194,17 @@ class Function:
                 needs = _NEEDS1[a.requires_grad]
             else:
                 needs = tuple([t.requires_grad for t in inputs])
-            if True in needs:
+                if True not in needs:
+                    needs = None
+            if needs is not None:
                 self.parents = inputs
                 self.needs = needs
-                return Tensor._make(out, self)
-        return Tensor._make(out, None)
+                t.requires_grad = True
+                t._ctx = self
+                return t
+        t.requires_grad = False
+        t._ctx = None
+        return t
 
 
 # ---------------------------------------------------------------------- helpers
@@ -261,6 +279,9 @@ def _call_hooks(node: Tensor, g):
 
 def _seed(roots, root_grads) -> tuple[dict, list]:
     """The starting gradients (summed when a root is given twice) and the heap of tensors waiting to run."""
+    if len(roots) == 1:  # backward() of one loss: the common case, without the loop
+        r = roots[0]
+        return ({id(r): root_grads[0]}, [(-r._seq, r)]) if r.requires_grad else ({}, [])
     grads: dict = {}
     heap: list = []
     for r, g in zip(roots, root_grads):
@@ -280,7 +301,7 @@ def backward_steps(roots, root_grads, retain_graph: bool = False, captured: dict
     where none is needed). Leaves' ``.grad`` is accumulated as it goes; with ``captured`` (a dict
     keyed by ``id`` of the wanted tensors) their gradients are put there and no ``.grad`` is touched.
     ``backward()`` runs it to the end; ``inspect.backprop_steps`` shows each step. With
-    ``leaf_steps=False`` a leaf without hooks takes its gradient as it arrives, without a step of its own.
+    ``leaf_steps=False`` nothing is yielded, and a leaf without hooks takes its gradient as it arrives.
 
     Nodes wait in a heap keyed by creation number and run newest first, so each node runs once,
     after every consumer has sent it its gradient (no recursion, no separate sorting pass).
@@ -311,19 +332,24 @@ def backward_steps(roots, root_grads, retain_graph: bool = False, captured: dict
             else:
                 node.grad += g
         if fn is None:
-            yield node, g, ()
+            if leaf_steps:
+                yield node, g, ()
             continue
         parents = fn.parents
         if parents is None:
             raise _released_error(fn)
+        # g may be overwritten only when nothing else can see it: not a retained .grad, not a step
+        # shown by the stepper, not a gradient that grad() returns.
+        reuse = fast_leaves and fn.backward_into is not None and key in owned and not node._retain
+        bw = fn.backward_into if reuse else fn.backward
         if len(parents) == 2:
-            gs = fn.backward(g, node.data, parents[0].data, parents[1].data)
+            gs = bw(g, node.data, parents[0].data, parents[1].data)
         elif len(parents) == 1:
-            gs = fn.backward(g, node.data, parents[0].data)
+            gs = bw(g, node.data, parents[0].data)
         elif len(parents) == 3:
-            gs = fn.backward(g, node.data, parents[0].data, parents[1].data, parents[2].data)
+            gs = bw(g, node.data, parents[0].data, parents[1].data, parents[2].data)
         else:
-            gs = fn.backward(g, node.data, *[p.data for p in parents])
+            gs = bw(g, node.data, *[p.data for p in parents])
         if type(gs) is not tuple:
             gs = (gs,)
         sent = []
@@ -340,7 +366,7 @@ def backward_steps(roots, root_grads, retain_graph: bool = False, captured: dict
                 gp = unbroadcast(gp, data.shape)
                 fresh = True
             else:
-                fresh = gp is not g and gp.base is None
+                fresh = (reuse or gp is not g) and gp.base is None
                 if fresh and sent:  # one array returned for two inputs is shared, not owned
                     for other in sent:
                         if other is gp:
@@ -369,7 +395,8 @@ def backward_steps(roots, root_grads, retain_graph: bool = False, captured: dict
                 grads[pk] = total if type(total) is ndarray else asarray(total)  # 0-d sums give scalars
                 owned.add(pk)
             sent.append(gp)
-        yield node, g, sent
+        if leaf_steps:  # backward() and grad() run to the end without stopping at each node
+            yield node, g, sent
         if not retain_graph:
             fn.parents = None
 

@@ -251,6 +251,12 @@ class Tensor:
 
     # ------------------------------------------------------------------ arithmetic
     def _lift(self, other: Any) -> Tensor:
+        cls = type(other)
+        if cls is Tensor:
+            return other
+        if cls is float or cls is int:  # the constants of `x * 2.0`: checked before the general cases
+            t = _constants.get((cls, other, self.data.dtype))
+            return t if t is not None else _constant(other, self.data.dtype)
         if isinstance(other, Tensor):
             return other
         if isinstance(other, np.ndarray):
