@@ -1,7 +1,11 @@
 """ベンチマークの実行: 正しさの検査、実装ごとに別プロセスでの計測、表と JSON の出力。
 
-``python -m benchmarks [--quick] [--only a,b] [--json PATH]``
+``python -m benchmarks [--quick] [--only a,b] [--passes N] [--json PATH]``
 (``python benchmarks/run.py`` でも同じ)。
+
+共有の機械では速さが数十秒の単位で揺れるので、1 つのワークロードの全実装を 1 巡ずつ、
+``--passes`` 回 (既定 3) 繰り返して計る。比は同じ巡の 2 つのプロセス (時間的に隣り合う) の比をとり、
+巡の間の中央値と範囲を示す。
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import importlib.util
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -37,13 +42,14 @@ from benchmarks.common import (  # noqa: E402
 
 WORKLOADS = {"a": tiny, "b": mlp, "c": toy, "d": chain}
 MB = 1024 * 1024
-# (rounds, seconds per round, seconds of warm-up) for a full run and for --quick.
+# (rounds, seconds per round, seconds of warm-up) in one process, for a full run and for --quick.
 TIMING = {
-    "a": ((15, 0.2, 0.5), (3, 0.02, 0.02)),
-    "b": ((11, 0.3, 0.5), (3, 0.02, 0.02)),
-    "c": ((15, 0.2, 0.5), (3, 0.02, 0.02)),
-    "d": ((5, 0.0, 0.0), (1, 0.0, 0.0)),
+    "a": ((9, 0.2, 0.5), (3, 0.02, 0.02)),
+    "b": ((7, 0.3, 0.5), (3, 0.02, 0.02)),
+    "c": ((9, 0.2, 0.5), (3, 0.02, 0.02)),
+    "d": ((3, 0.0, 0.0), (1, 0.0, 0.0)),
 }
+PASSES = 3
 MEMORY_STEPS = (2000, 200)
 CHECK_STEPS = 5
 TARGETS = [
@@ -183,8 +189,11 @@ def peak_memory_of_one_run(step) -> dict[str, float]:
     return {"peak_growth_mb": (peak_rss_bytes() - start) / MB, "peak_exact": exact}
 
 
-def work(key: str, impl: str, quick: bool) -> dict[str, Any]:
-    """1 つの実装の 1 つのワークロードを計る (このプロセスではほかに何も計らない)。"""
+def work(key: str, impl: str, quick: bool, memory: bool = True) -> dict[str, Any]:
+    """1 つの実装の 1 つのワークロードを計る (このプロセスではほかに何も計らない)。
+
+    ``memory``: (b) では時間の前に 2000 ステップの常駐メモリも計る (最初の巡だけで十分)。
+    """
     mod = WORKLOADS[key]
     result: dict[str, Any] = {"workload": key, "impl": impl}
     if impl == "torch":
@@ -201,7 +210,7 @@ def work(key: str, impl: str, quick: bool) -> dict[str, Any]:
         result.update(peak_memory_of_one_run(step))
     else:
         step = mod.make(impl)
-    if key == "b":
+    if key == "b" and memory:
         result.update(memory_over_steps(step, MEMORY_STEPS[quick]))
     result.update(measure(step, rounds, round_seconds, warmup_seconds))
     return result
@@ -210,9 +219,10 @@ def work(key: str, impl: str, quick: bool) -> dict[str, Any]:
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def run_worker(key: str, impl: str, quick: bool, threads: int | None = None) -> dict[str, Any]:
+def run_worker(key: str, impl: str, quick: bool, threads: int | None = None, memory: bool = True) -> dict[str, Any]:
     """``work`` を新しい Python プロセスで実行し、その結果を返す (``threads``: BLAS と PyTorch のスレッド数)。"""
-    cmd = [sys.executable, "-m", "benchmarks.run", "--worker", f"{key}:{impl}"] + (["--quick"] if quick else [])
+    cmd = [sys.executable, "-m", "benchmarks.run", "--worker", f"{key}:{impl}:{int(memory)}"]
+    cmd += ["--quick"] if quick else []
     env = dict(os.environ)
     if threads is not None:
         env.update(dict.fromkeys(THREAD_VARS, str(threads)))
@@ -246,8 +256,24 @@ def _cell(key: str, r: dict[str, Any] | None) -> str:
     return text
 
 
+def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """同じ実装の巡ごとの結果を 1 つにする: 時間は巡ごとの中央値の中央値、メモリは最初の巡の値。"""
+    if "unavailable" in runs[0]:
+        return runs[0]
+    out = dict(runs[0])
+    out["pass_median_s"] = [r["median_s"] for r in runs]
+    out["median_s"] = statistics.median(out["pass_median_s"])
+    out["min_s"] = min(r["min_s"] for r in runs)
+    if "peak_growth_mb" in out:
+        out["peak_growth_mb"] = statistics.median(r["peak_growth_mb"] for r in runs)
+    return out
+
+
 def evaluate(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """目標ごとに測った値と合否を返す (比べる相手がいない目標は飛ばす)。"""
+    """目標ごとに測った値と合否を返す (比べる相手がいない目標は飛ばす)。
+
+    比は巡ごとに (同じ巡の 2 つのプロセスで) とり、その中央値で判定する。``range`` は巡の間の最小と最大。
+    """
     out = []
     for key, what, num, den, bound in TARGETS:
         r = results.get(key, {})
@@ -256,13 +282,20 @@ def evaluate(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         if den is None:
             field = {"time": "median_s", "peak": "peak_growth_mb", "RSS": "rss_growth_mb"}
-            value = a[next(v for k, v in field.items() if k in what)]
+            name = next(v for k, v in field.items() if k in what)
+            if name not in a:
+                continue
+            values = a["pass_median_s"] if name == "median_s" and "pass_median_s" in a else [a[name]]
+            value = a[name]
         else:
             b = r.get(den)
             if b is None or "unavailable" in b:
                 continue
-            value = a["median_s"] / b["median_s"]
-        out.append({"workload": key, "what": what, "value": value, "target": bound, "met": value <= bound})
+            values = [x / y for x, y in zip(a.get("pass_median_s", [a["median_s"]]),
+                                            b.get("pass_median_s", [b["median_s"]]))]
+            value = statistics.median(values)
+        out.append({"workload": key, "what": what, "value": value, "range": [min(values), max(values)],
+                     "target": bound, "met": value <= bound})
     return out
 
 
@@ -281,10 +314,12 @@ def report(results: dict[str, dict[str, Any]], targets: list[dict[str, Any]]) ->
                 lines.append(f"| {LABELS[impl]} | {r['rss_start_mb']:.0f} MB | {r['rss_growth_mb']:+.2f} MB "
                              f"| {r['minor_faults_per_step']:.1f} |")
     if targets:
-        lines += ["", "| target | measured | bound | met |", "|---|---|---|---|"]
+        lines += ["", "| target | measured (median of passes) | range over passes | bound | met |",
+                  "|---|---|---|---|---|"]
         for t in targets:
-            lines.append(f"| ({t['workload']}) {t['what']} | {t['value']:.2f} | ≤ {t['target']:g} "
-                         f"| {'yes' if t['met'] else '**no**'} |")
+            low, high = t.get("range", (t["value"], t["value"]))
+            lines.append(f"| ({t['workload']}) {t['what']} | {t['value']:.2f} | {low:.2f}–{high:.2f} "
+                         f"| ≤ {t['target']:g} | {'yes' if t['met'] else '**no**'} |")
     return "\n".join(lines)
 
 
@@ -296,13 +331,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "latest.json"),
                         help="where to write the results as JSON")
     parser.add_argument("--threads", type=int, help="threads for numpy's BLAS and PyTorch (default: BLAS's own)")
+    parser.add_argument("--passes", type=int, help=f"passes over the implementations, each in fresh processes "
+                        f"(default: {PASSES}, or 1 with --quick)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.worker:
-        key, impl = args.worker.split(":")
-        print(json.dumps(work(key, impl, args.quick)))
+        key, impl, memory = args.worker.split(":")
+        print(json.dumps(work(key, impl, args.quick, memory == "1")))
         return 0
+    passes = args.passes if args.passes is not None else (1 if args.quick else PASSES)
+    if passes < 1:
+        parser.error(f"--passes must be at least 1, got {passes}")
 
     keys = [k.strip() for k in args.only.split(",") if k.strip()]
     unknown = [k for k in keys if k not in WORKLOADS]
@@ -325,18 +365,21 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     results: dict[str, dict[str, Any]] = {}
     for key in keys:
-        results[key] = {}
-        for impl in WORKLOADS[key].IMPLS:
-            if impl == "torch" and not has_torch:
-                continue
-            print(f"running ({key}) {impl} ...", flush=True)
-            results[key][impl] = run_worker(key, impl, args.quick, args.threads)
+        impls = [i for i in WORKLOADS[key].IMPLS if i != "torch" or has_torch]
+        runs: dict[str, list] = {impl: [] for impl in impls}
+        for p in range(passes):
+            order = impls[p % len(impls):] + impls[:p % len(impls)]  # nobody is always first
+            print(f"running ({key}) pass {p + 1}/{passes}: {', '.join(order)} ...", flush=True)
+            for impl in order:
+                runs[impl].append(run_worker(key, impl, args.quick, args.threads, memory=p == 0))
+        results[key] = {impl: combine(runs[impl]) for impl in impls}
     targets = evaluate(results)
     print()
     print(report(results, targets))
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": info, "quick": args.quick, "argv": sys.argv[1:], "results": results,
+    out.write_text(json.dumps({"machine": info, "quick": args.quick, "passes": passes, "argv": sys.argv[1:],
+                               "results": results,
                                "targets": targets},
                               indent=2, ensure_ascii=False))
     print(f"\nresults written to {out}")
