@@ -193,7 +193,8 @@ class Function:
             elif n == 1:
                 needs = _NEEDS1[a.requires_grad]
             else:
-                needs = tuple([t.requires_grad for t in inputs])
+                needs = tuple([t.requires_grad for t in inputs]) if n != 3 else (
+                    inputs[0].requires_grad, inputs[1].requires_grad, inputs[2].requires_grad)
                 if True not in needs:
                     needs = None
             if needs is not None:

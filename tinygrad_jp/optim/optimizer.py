@@ -131,13 +131,21 @@ class Optimizer:
         """各パラメータの ``.grad`` で ``.data`` をその場で 1 回更新する (grad が None のものは飛ばす)。"""
         params = self._require_params("step")
         lr = float(self.lr)
+        states, scratches, update_one = self.state, self._scratch, self.update_one
+        plain = not (self.weight_decay and self._l2_decay)
         for i, p in enumerate(params):
             g = p.grad
             if g is None:
                 continue
-            if g.shape != p.data.shape:
-                raise ValueError(f"parameter {i}: grad has shape {g.shape} but the parameter has shape {p.data.shape}")
-            self._apply(p.data, g, i, self.state, self._scratch, lr)
+            w = p.data
+            if g.shape != w.shape:
+                raise ValueError(f"parameter {i}: grad has shape {g.shape} but the parameter has shape {w.shape}")
+            state = states.get(i)
+            if state is not None and plain:  # the usual step, without _apply's set-up and decay
+                state["step"] += 1
+                update_one(w, g, state, scratches[i], lr)
+            else:
+                self._apply(w, g, i, states, scratches, lr)
 
     # ------------------------------------------------------------------ chapter style
     def update(self, params: dict[Any, np.ndarray], grads: dict[Any, np.ndarray]) -> None:
