@@ -20,12 +20,12 @@ class CheckError(AssertionError):
 
 
 # ---------------------------------------------------------------------- timing
-def measure(step: Callable[[], object], rounds: int, round_seconds: float, warmup_seconds: float) -> dict:
-    """``step`` 1 回あたりの時間 (秒) を、ウォームアップの後 ``rounds`` 回計り、その中央値を返す。
-
-    1 ラウンドの反復回数は、ウォームアップで見積もった 1 回の時間から ``round_seconds`` に
-    なるように決める (短い処理でも時計の分解能に埋もれない)。
-    """
+def calibrate(step: Callable[[], object], round_seconds: float, warmup_seconds: float) -> int:
+    """ウォームアップとして ``step`` を ``warmup_seconds`` 秒回し、1 ラウンドが ``round_seconds`` 秒に
+    なる反復回数を返す (短い処理でも時計の分解能に埋もれない)。
+    ``round_seconds`` が 0 なら 1 回 (ウォームアップなし)。"""
+    if round_seconds <= 0:
+        return 1
     step()
     calls, start = 1, time.perf_counter()
     while True:
@@ -35,14 +35,22 @@ def measure(step: Callable[[], object], rounds: int, round_seconds: float, warmu
         if elapsed >= warmup_seconds:
             break
     per_call = elapsed / (calls - 1)
-    iters = max(1, round(round_seconds / per_call))
-    times = []
-    for _ in range(rounds):
-        gc.collect()
-        t0 = time.perf_counter()
-        for _ in range(iters):
-            step()
-        times.append((time.perf_counter() - t0) / iters)
+    return max(1, round(round_seconds / per_call))
+
+
+def time_round(step: Callable[[], object], iters: int) -> float:
+    """``step`` を ``iters`` 回続けて実行し、1 回あたりの秒数を返す (直前にごみを集めておく)。"""
+    gc.collect()
+    t0 = time.perf_counter()
+    for _ in range(iters):
+        step()
+    return (time.perf_counter() - t0) / iters
+
+
+def measure(step: Callable[[], object], rounds: int, round_seconds: float, warmup_seconds: float) -> dict:
+    """``step`` 1 回あたりの時間 (秒) を、ウォームアップの後 ``rounds`` 回計り、その中央値を返す。"""
+    iters = calibrate(step, round_seconds, warmup_seconds)
+    times = [time_round(step, iters) for _ in range(rounds)]
     return {"median_s": statistics.median(times), "min_s": min(times), "iters_per_round": iters, "rounds_s": times}
 
 

@@ -1,11 +1,11 @@
 """ベンチマークの実行: 正しさの検査、実装ごとに別プロセスでの計測、表と JSON の出力。
 
-``python -m benchmarks [--quick] [--only a,b] [--passes N] [--json PATH]``
+``python -m benchmarks [--quick] [--only a,b] [--json PATH]``
 (``python benchmarks/run.py`` でも同じ)。
 
-共有の機械では速さが数十秒の単位で揺れるので、1 つのワークロードの全実装を 1 巡ずつ、
-``--passes`` 回 (既定 3) 繰り返して計る。比は同じ巡の 2 つのプロセス (時間的に隣り合う) の比をとり、
-巡の間の中央値と範囲を示す。
+実装ごとに別のプロセスを起こし、計測のラウンドは実装を順に交代しながら行う (あるラウンドで動くのは
+1 つのプロセスだけ)。共有の機械では速さが数秒から数分の単位で変わるので、比は同じラウンドの
+(時間的に隣り合う) 計測どうしでとり、ラウンドの間の中央値で判断する。
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -33,23 +34,24 @@ import numpy as np  # noqa: E402
 from benchmarks import chain, mlp, tiny, toy  # noqa: E402
 from benchmarks.common import (  # noqa: E402
     CheckError,
+    calibrate,
     measure,
     minor_faults,
     peak_rss_bytes,
     reset_peak_rss,
     rss_bytes,
+    time_round,
 )
 
 WORKLOADS = {"a": tiny, "b": mlp, "c": toy, "d": chain}
 MB = 1024 * 1024
 # (rounds, seconds per round, seconds of warm-up) in one process, for a full run and for --quick.
 TIMING = {
-    "a": ((9, 0.2, 0.5), (3, 0.02, 0.02)),
-    "b": ((7, 0.3, 0.5), (3, 0.02, 0.02)),
-    "c": ((9, 0.2, 0.5), (3, 0.02, 0.02)),
-    "d": ((3, 0.0, 0.0), (1, 0.0, 0.0)),
+    "a": ((15, 0.2, 0.5), (3, 0.02, 0.02)),
+    "b": ((11, 0.3, 0.5), (3, 0.02, 0.02)),
+    "c": ((15, 0.2, 0.5), (3, 0.02, 0.02)),
+    "d": ((5, 0.0, 0.0), (1, 0.0, 0.0)),
 }
-PASSES = 3
 MEMORY_STEPS = (2000, 200)
 CHECK_STEPS = 5
 TARGETS = [
@@ -189,10 +191,11 @@ def peak_memory_of_one_run(step) -> dict[str, float]:
     return {"peak_growth_mb": (peak_rss_bytes() - start) / MB, "peak_exact": exact}
 
 
-def work(key: str, impl: str, quick: bool, memory: bool = True) -> dict[str, Any]:
-    """1 つの実装の 1 つのワークロードを計る (このプロセスではほかに何も計らない)。
+def prepare(key: str, impl: str, quick: bool, memory: bool = True) -> tuple[Any, dict[str, Any]]:
+    """計測の準備: 1 ステップを行う関数と、それまでに分かったこと (メモリなど) を返す。
 
-    ``memory``: (b) では時間の前に 2000 ステップの常駐メモリも計る (最初の巡だけで十分)。
+    (d) は短い鎖でウォームアップしてから、プロセスで最初の本番の 1 回でメモリの最大の増え方を計る。
+    (b) は ``memory`` なら 2000 ステップの常駐メモリも計る。PyTorch が入っていなければ関数は None。
     """
     mod = WORKLOADS[key]
     result: dict[str, Any] = {"workload": key, "impl": impl}
@@ -200,10 +203,9 @@ def work(key: str, impl: str, quick: bool, memory: bool = True) -> dict[str, Any
         try:
             import torch
         except ImportError as e:
-            return {**result, "unavailable": str(e)}
+            return None, {**result, "unavailable": str(e)}
         torch.set_num_threads(blas_threads())
         result["torch_threads"] = torch.get_num_threads()
-    rounds, round_seconds, warmup_seconds = TIMING[key][quick]
     if key == "d":
         mod.make(impl, 1000)()  # warm-up on a short chain, so the full one is measured only once
         step = mod.make(impl)
@@ -212,25 +214,90 @@ def work(key: str, impl: str, quick: bool, memory: bool = True) -> dict[str, Any
         step = mod.make(impl)
     if key == "b" and memory:
         result.update(memory_over_steps(step, MEMORY_STEPS[quick]))
-    result.update(measure(step, rounds, round_seconds, warmup_seconds))
+    return step, result
+
+
+def work(key: str, impl: str, quick: bool, memory: bool = True) -> dict[str, Any]:
+    """1 つの実装の 1 つのワークロードを、このプロセスの中だけで続けて計る (動作確認用)。"""
+    step, result = prepare(key, impl, quick, memory)
+    if step is not None:
+        result.update(measure(step, *TIMING[key][quick]))
     return result
+
+
+def serve(key: str, impl: str, quick: bool, memory: bool, out=sys.stdout, commands=sys.stdin) -> None:
+    """計測用プロセスの本体: 準備とウォームアップの結果を 1 行の JSON で知らせ、``round`` の行を
+    受け取るたびに 1 ラウンド計ってその秒数を 1 行で返す。"""
+    step, result = prepare(key, impl, quick, memory)
+    if step is not None:
+        _, round_seconds, warmup_seconds = TIMING[key][quick]
+        result["iters_per_round"] = calibrate(step, round_seconds, warmup_seconds)
+    print(json.dumps(result), file=out, flush=True)
+    if step is None:
+        return
+    for line in commands:
+        if line.strip() != "round":
+            break
+        print(json.dumps(time_round(step, result["iters_per_round"])), file=out, flush=True)
 
 
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def run_worker(key: str, impl: str, quick: bool, threads: int | None = None, memory: bool = True) -> dict[str, Any]:
-    """``work`` を新しい Python プロセスで実行し、その結果を返す (``threads``: BLAS と PyTorch のスレッド数)。"""
-    cmd = [sys.executable, "-m", "benchmarks.run", "--worker", f"{key}:{impl}:{int(memory)}"]
-    cmd += ["--quick"] if quick else []
-    env = dict(os.environ)
-    if threads is not None:
-        env.update(dict.fromkeys(THREAD_VARS, str(threads)))
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"benchmark ({key}) {impl} failed (exit {proc.returncode}):\n{proc.stderr}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+class Worker:
+    """計測用の Python プロセス 1 つ (1 つのワークロードの 1 つの実装)。"""
+
+    def __init__(self, key: str, impl: str, quick: bool, threads: int | None, memory: bool):
+        self.label = f"({key}) {impl}"
+        cmd = [sys.executable, "-m", "benchmarks.run", "--worker", f"{key}:{impl}:{int(memory)}"]
+        cmd += ["--quick"] if quick else []
+        env = dict(os.environ)
+        if threads is not None:
+            env.update(dict.fromkeys(THREAD_VARS, str(threads)))
+        env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+        self.errors = tempfile.TemporaryFile(mode="w+")  # a pipe could fill up and block the worker
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.errors, text=True, bufsize=1)
+
+    def read(self) -> Any:
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait()
+            self.errors.seek(0)
+            raise RuntimeError(f"benchmark {self.label} failed (exit {self.proc.returncode}):\n{self.errors.read()}")
+        return json.loads(line)
+
+    def round(self) -> float:
+        self.proc.stdin.write("round\n")
+        self.proc.stdin.flush()
+        return self.read()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait()
+        self.errors.close()
+
+
+def run_workload(key: str, quick: bool, threads: int | None = None, impls: list[str] | None = None,
+                 memory: bool = True) -> dict[str, dict[str, Any]]:
+    """1 つのワークロードの全実装を別々のプロセスで準備し、ラウンドを交代で計る。"""
+    impls = list(impls or WORKLOADS[key].IMPLS)
+    rounds = TIMING[key][quick][0]
+    workers = {impl: Worker(key, impl, quick, threads, memory) for impl in impls}
+    try:
+        results = {impl: w.read() for impl, w in workers.items()}
+        live = [impl for impl in impls if "unavailable" not in results[impl]]
+        times: dict[str, list[float]] = {impl: [] for impl in live}
+        for r in range(rounds):
+            for impl in live[r % len(live):] + live[:r % len(live)]:  # nobody is always first
+                times[impl].append(workers[impl].round())
+    finally:
+        for w in workers.values():
+            w.close()
+    for impl in live:
+        results[impl].update(median_s=statistics.median(times[impl]), min_s=min(times[impl]), rounds_s=times[impl])
+    return results
 
 
 # ---------------------------------------------------------------------- report
@@ -256,23 +323,18 @@ def _cell(key: str, r: dict[str, Any] | None) -> str:
     return text
 
 
-def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """同じ実装の巡ごとの結果を 1 つにする: 時間は巡ごとの中央値の中央値、メモリは最初の巡の値。"""
-    if "unavailable" in runs[0]:
-        return runs[0]
-    out = dict(runs[0])
-    out["pass_median_s"] = [r["median_s"] for r in runs]
-    out["median_s"] = statistics.median(out["pass_median_s"])
-    out["min_s"] = min(r["min_s"] for r in runs)
-    if "peak_growth_mb" in out:
-        out["peak_growth_mb"] = statistics.median(r["peak_growth_mb"] for r in runs)
-    return out
+def _quartiles(values: list[float]) -> list[float]:
+    if len(values) < 2:
+        return [values[0], values[0]]
+    q = statistics.quantiles(values, n=4, method="inclusive")
+    return [q[0], q[2]]
 
 
 def evaluate(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """目標ごとに測った値と合否を返す (比べる相手がいない目標は飛ばす)。
 
-    比は巡ごとに (同じ巡の 2 つのプロセスで) とり、その中央値で判定する。``range`` は巡の間の最小と最大。
+    比はラウンドごとに (同じラウンドの 2 つの計測で) とり、その中央値で判定する。``range`` はラウンドの間の
+    四分位範囲 (25% と 75% の点)。
     """
     out = []
     for key, what, num, den, bound in TARGETS:
@@ -285,17 +347,16 @@ def evaluate(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             name = next(v for k, v in field.items() if k in what)
             if name not in a:
                 continue
-            values = a["pass_median_s"] if name == "median_s" and "pass_median_s" in a else [a[name]]
+            values = a["rounds_s"] if name == "median_s" and "rounds_s" in a else [a[name]]
             value = a[name]
         else:
             b = r.get(den)
             if b is None or "unavailable" in b:
                 continue
-            values = [x / y for x, y in zip(a.get("pass_median_s", [a["median_s"]]),
-                                            b.get("pass_median_s", [b["median_s"]]))]
+            values = [x / y for x, y in zip(a.get("rounds_s", [a["median_s"]]), b.get("rounds_s", [b["median_s"]]))]
             value = statistics.median(values)
-        out.append({"workload": key, "what": what, "value": value, "range": [min(values), max(values)],
-                     "target": bound, "met": value <= bound})
+        out.append({"workload": key, "what": what, "value": value, "range": _quartiles(values),
+                    "target": bound, "met": value <= bound})
     return out
 
 
@@ -314,7 +375,7 @@ def report(results: dict[str, dict[str, Any]], targets: list[dict[str, Any]]) ->
                 lines.append(f"| {LABELS[impl]} | {r['rss_start_mb']:.0f} MB | {r['rss_growth_mb']:+.2f} MB "
                              f"| {r['minor_faults_per_step']:.1f} |")
     if targets:
-        lines += ["", "| target | measured (median of passes) | range over passes | bound | met |",
+        lines += ["", "| target | measured (median over rounds) | quartiles over rounds | bound | met |",
                   "|---|---|---|---|---|"]
         for t in targets:
             low, high = t.get("range", (t["value"], t["value"]))
@@ -331,18 +392,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "latest.json"),
                         help="where to write the results as JSON")
     parser.add_argument("--threads", type=int, help="threads for numpy's BLAS and PyTorch (default: BLAS's own)")
-    parser.add_argument("--passes", type=int, help=f"passes over the implementations, each in fresh processes "
-                        f"(default: {PASSES}, or 1 with --quick)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.worker:
         key, impl, memory = args.worker.split(":")
-        print(json.dumps(work(key, impl, args.quick, memory == "1")))
+        serve(key, impl, args.quick, memory == "1")
         return 0
-    passes = args.passes if args.passes is not None else (1 if args.quick else PASSES)
-    if passes < 1:
-        parser.error(f"--passes must be at least 1, got {passes}")
 
     keys = [k.strip() for k in args.only.split(",") if k.strip()]
     unknown = [k for k in keys if k not in WORKLOADS]
@@ -366,20 +422,14 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, Any]] = {}
     for key in keys:
         impls = [i for i in WORKLOADS[key].IMPLS if i != "torch" or has_torch]
-        runs: dict[str, list] = {impl: [] for impl in impls}
-        for p in range(passes):
-            order = impls[p % len(impls):] + impls[:p % len(impls)]  # nobody is always first
-            print(f"running ({key}) pass {p + 1}/{passes}: {', '.join(order)} ...", flush=True)
-            for impl in order:
-                runs[impl].append(run_worker(key, impl, args.quick, args.threads, memory=p == 0))
-        results[key] = {impl: combine(runs[impl]) for impl in impls}
+        print(f"running ({key}): {', '.join(impls)}, taking turns ...", flush=True)
+        results[key] = run_workload(key, args.quick, args.threads, impls)
     targets = evaluate(results)
     print()
     print(report(results, targets))
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": info, "quick": args.quick, "passes": passes, "argv": sys.argv[1:],
-                               "results": results,
+    out.write_text(json.dumps({"machine": info, "quick": args.quick, "argv": sys.argv[1:], "results": results,
                                "targets": targets},
                               indent=2, ensure_ascii=False))
     print(f"\nresults written to {out}")
