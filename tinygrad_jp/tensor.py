@@ -270,25 +270,25 @@ class Tensor:
         raise TypeError(f"unsupported operand: expected a Tensor, ndarray or number, got {type(other).__name__}")
 
     def __add__(self, other):
-        return ops.Add()(self, self._lift(other))
+        return ops.Add()(self, other if type(other) is Tensor else self._lift(other))
 
     def __radd__(self, other):
         return ops.Add()(self._lift(other), self)
 
     def __sub__(self, other):
-        return ops.Sub()(self, self._lift(other))
+        return ops.Sub()(self, other if type(other) is Tensor else self._lift(other))
 
     def __rsub__(self, other):
         return ops.Sub()(self._lift(other), self)
 
     def __mul__(self, other):
-        return ops.Mul()(self, self._lift(other))
+        return ops.Mul()(self, other if type(other) is Tensor else self._lift(other))
 
     def __rmul__(self, other):
         return ops.Mul()(self._lift(other), self)
 
     def __truediv__(self, other):
-        return ops.Div()(self, self._lift(other))
+        return ops.Div()(self, other if type(other) is Tensor else self._lift(other))
 
     def __rtruediv__(self, other):
         return ops.Div()(self._lift(other), self)
