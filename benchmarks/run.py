@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -284,6 +285,9 @@ def run_workload(key: str, quick: bool, threads: int | None = None, impls: list[
     """1 つのワークロードの全実装を別々のプロセスで準備し、ラウンドを交代で計る。"""
     impls = list(impls or WORKLOADS[key].IMPLS)
     rounds = TIMING[key][quick][0]
+    # Idle BLAS and OpenMP threads keep spinning for a while (OpenBLAS about 0.1 s) after their
+    # last call: with more than one thread, let them go to sleep before the next process's round.
+    pause = 0.0 if quick or (threads or blas_threads()) == 1 else 0.25
     workers = {impl: Worker(key, impl, quick, threads, memory) for impl in impls}
     try:
         results = {impl: w.read() for impl, w in workers.items()}
@@ -291,6 +295,7 @@ def run_workload(key: str, quick: bool, threads: int | None = None, impls: list[
         times: dict[str, list[float]] = {impl: [] for impl in live}
         for r in range(rounds):
             for impl in live[r % len(live):] + live[:r % len(live)]:  # nobody is always first
+                time.sleep(pause)
                 times[impl].append(workers[impl].round())
     finally:
         for w in workers.values():
