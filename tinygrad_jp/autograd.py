@@ -282,15 +282,15 @@ def _seed(roots, root_grads) -> tuple[dict, list]:
     """The starting gradients (summed when a root is given twice) and the heap of tensors waiting to run."""
     if len(roots) == 1:  # backward() of one loss: the common case, without the loop
         r = roots[0]
-        return ({id(r): root_grads[0]}, [(-r._seq, r)]) if r.requires_grad else ({}, [])
+        return ({r: root_grads[0]}, [(-r._seq, r)]) if r.requires_grad else ({}, [])
     grads: dict = {}
     heap: list = []
     for r, g in zip(roots, root_grads):
         if r.requires_grad:
-            prev = grads.get(id(r))
+            prev = grads.get(r)
             if prev is None:
                 heappush(heap, (-r._seq, r))
-            grads[id(r)] = g if prev is None else prev + g
+            grads[r] = g if prev is None else prev + g
     return grads, heap
 
 
@@ -300,7 +300,7 @@ def backward_steps(roots, root_grads, retain_graph: bool = False, captured: dict
 
     ``g`` is the node's total gradient and ``sent`` the gradient sent to each of its inputs (None
     where none is needed). Leaves' ``.grad`` is accumulated as it goes; with ``captured`` (a dict
-    keyed by ``id`` of the wanted tensors) their gradients are put there and no ``.grad`` is touched.
+    keyed by the wanted tensors) their gradients are put there and no ``.grad`` is touched.
     ``backward()`` runs it to the end; ``inspect.backprop_steps`` shows each step. With
     ``leaf_steps=False`` nothing is yielded, and a leaf without hooks takes its gradient as it arrives.
 
@@ -310,26 +310,25 @@ def backward_steps(roots, root_grads, retain_graph: bool = False, captured: dict
     shared (``g`` passed through by Add, a view of ``g``, a user's array) is copied first.
     """
     grads, heap = _seed(roots, root_grads)
-    owned: set[int] = set()
+    owned: set[int] = set()  # ids, so that it keeps no tensor (and its arrays) alive
     anomaly = _anomaly  # the mode cannot change in the middle of one backward
     fast_leaves = not leaf_steps and captured is None
     ndarray, asarray, push, pop = np.ndarray, np.asarray, heappush, heappop
     while heap:
         node = pop(heap)[1]
-        key = id(node)
-        g = grads.pop(key)
+        g = grads.pop(node)
         if node._hooks:
             g = _call_hooks(node, g)
-            owned.discard(key)
+            owned.discard(id(node))
             if anomaly:
                 _check_finite(asarray(g), f"the gradient returned by a hook on the output of {_made_by(node)}")
         fn = node._ctx
         if captured is not None:
-            if key in captured:
-                captured[key] = g
+            if node in captured:
+                captured[node] = g
         elif fn is None or node._retain:
             if node.grad is None:
-                node.grad = g if key in owned else np.array(g, dtype=node.data.dtype)
+                node.grad = g if id(node) in owned else np.array(g, dtype=node.data.dtype)
             else:
                 node.grad += g
         if fn is None:
@@ -341,7 +340,7 @@ def backward_steps(roots, root_grads, retain_graph: bool = False, captured: dict
             raise _released_error(fn)
         # g may be overwritten only when nothing else can see it: not a retained .grad, not a step
         # shown by the stepper, not a gradient that grad() returns.
-        reuse = fast_leaves and fn.backward_into is not None and key in owned and not node._retain
+        reuse = fast_leaves and fn.backward_into is not None and id(node) in owned and not node._retain
         bw = fn.backward_into if reuse else fn.backward
         if len(parents) == 2:
             gs = bw(g, node.data, parents[0].data, parents[1].data)
@@ -375,13 +374,12 @@ def backward_steps(roots, root_grads, retain_graph: bool = False, captured: dict
             if gp.dtype is not data.dtype and gp.dtype != data.dtype:
                 gp = gp.astype(data.dtype)
                 fresh = True
-            pk = id(p)
-            prev = grads.get(pk)
+            prev = grads.get(p)
             if prev is None:
                 if not fast_leaves or p._ctx is not None or p._hooks:
-                    grads[pk] = gp
+                    grads[p] = gp
                     if fresh:
-                        owned.add(pk)
+                        owned.add(id(p))
                     push(heap, (-p._seq, p))
                 elif p.grad is None:
                     p.grad = gp if fresh else np.array(gp, dtype=data.dtype)
@@ -389,12 +387,12 @@ def backward_steps(roots, root_grads, retain_graph: bool = False, captured: dict
                     p.grad += gp
                 sent.append(gp)
                 continue
-            elif pk in owned:
+            elif id(p) in owned:
                 prev += gp
             else:
                 total = prev + gp
-                grads[pk] = total if type(total) is ndarray else asarray(total)  # 0-d sums give scalars
-                owned.add(pk)
+                grads[p] = total if type(total) is ndarray else asarray(total)  # 0-d sums give scalars
+                owned.add(id(p))
             sent.append(gp)
         if leaf_steps:  # backward() and grad() run to the end without stopping at each node
             yield node, g, sent
@@ -416,12 +414,11 @@ def _run_graph(roots, root_grads, retain_graph: bool, targets):
     captured = {}
     while heap:
         node = heappop(heap)[1]
-        key = id(node)
-        g = grads.pop(key)
+        g = grads.pop(node)
         if node._hooks:
             g = _call_hooks(node, g)
-        if key in targets:
-            captured[key] = g
+        if node in targets:
+            captured[node] = g
         fn = node._ctx
         if fn is None:
             continue
@@ -439,10 +436,10 @@ def _run_graph(roots, root_grads, retain_graph: bool, targets):
             if not isinstance(gp, Tensor):
                 gp = Tensor._make(np.asarray(gp), None)
             gp = unbroadcast(gp, p.data.shape)
-            prev = grads.get(id(p))
+            prev = grads.get(p)
             if prev is None:
                 heappush(heap, (-p._seq, p))
-            grads[id(p)] = gp if prev is None else prev + gp
+            grads[p] = gp if prev is None else prev + gp
         if not retain_graph:
             fn.parents = None
     return captured
@@ -515,7 +512,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
         root_grads.append(go)
     if retain_graph is None:
         retain_graph = create_graph
-    targets = {id(t) for t in inputs}
+    targets = set(inputs)
     if create_graph:
         with enable_grad():
             captured = _run_graph(roots, root_grads, retain_graph, targets)
@@ -523,7 +520,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
         captured = _run(roots, root_grads, retain_graph, targets)
     result = []
     for i, t in enumerate(inputs):
-        g = captured.get(id(t))
+        g = captured.get(t)
         if g is None:
             if not allow_unused:
                 raise BackwardError(f"grad(): input {i} is not used to compute the outputs; pass allow_unused=True")
