@@ -192,11 +192,11 @@ def peak_memory_of_one_run(step) -> dict[str, float]:
     return {"peak_growth_mb": (peak_rss_bytes() - start) / MB, "peak_exact": exact}
 
 
-def prepare(key: str, impl: str, quick: bool, memory: bool = True) -> tuple[Any, dict[str, Any]]:
+def prepare(key: str, impl: str, quick: bool) -> tuple[Any, dict[str, Any]]:
     """計測の準備: 1 ステップを行う関数と、それまでに分かったこと (メモリなど) を返す。
 
     (d) は短い鎖でウォームアップしてから、プロセスで最初の本番の 1 回でメモリの最大の増え方を計る。
-    (b) は ``memory`` なら 2000 ステップの常駐メモリも計る。PyTorch が入っていなければ関数は None。
+    (b) は 2000 ステップの常駐メモリも計る。PyTorch が入っていなければ関数は None。
     """
     mod = WORKLOADS[key]
     result: dict[str, Any] = {"workload": key, "impl": impl}
@@ -213,23 +213,23 @@ def prepare(key: str, impl: str, quick: bool, memory: bool = True) -> tuple[Any,
         result.update(peak_memory_of_one_run(step))
     else:
         step = mod.make(impl)
-    if key == "b" and memory:
+    if key == "b":
         result.update(memory_over_steps(step, MEMORY_STEPS[quick]))
     return step, result
 
 
-def work(key: str, impl: str, quick: bool, memory: bool = True) -> dict[str, Any]:
+def work(key: str, impl: str, quick: bool) -> dict[str, Any]:
     """1 つの実装の 1 つのワークロードを、このプロセスの中だけで続けて計る (動作確認用)。"""
-    step, result = prepare(key, impl, quick, memory)
+    step, result = prepare(key, impl, quick)
     if step is not None:
         result.update(measure(step, *TIMING[key][quick]))
     return result
 
 
-def serve(key: str, impl: str, quick: bool, memory: bool, out=sys.stdout, commands=sys.stdin) -> None:
+def serve(key: str, impl: str, quick: bool, out=sys.stdout, commands=sys.stdin) -> None:
     """計測用プロセスの本体: 準備とウォームアップの結果を 1 行の JSON で知らせ、``round`` の行を
     受け取るたびに 1 ラウンド計ってその秒数を 1 行で返す。"""
-    step, result = prepare(key, impl, quick, memory)
+    step, result = prepare(key, impl, quick)
     if step is not None:
         _, round_seconds, warmup_seconds = TIMING[key][quick]
         result["iters_per_round"] = calibrate(step, round_seconds, warmup_seconds)
@@ -248,9 +248,9 @@ THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 class Worker:
     """計測用の Python プロセス 1 つ (1 つのワークロードの 1 つの実装)。"""
 
-    def __init__(self, key: str, impl: str, quick: bool, threads: int | None, memory: bool):
+    def __init__(self, key: str, impl: str, quick: bool, threads: int | None):
         self.label = f"({key}) {impl}"
-        cmd = [sys.executable, "-m", "benchmarks.run", "--worker", f"{key}:{impl}:{int(memory)}"]
+        cmd = [sys.executable, "-m", "benchmarks.run", "--worker", f"{key}:{impl}"]
         cmd += ["--quick"] if quick else []
         env = dict(os.environ)
         if threads is not None:
@@ -280,15 +280,15 @@ class Worker:
         self.errors.close()
 
 
-def run_workload(key: str, quick: bool, threads: int | None = None, impls: list[str] | None = None,
-                 memory: bool = True) -> dict[str, dict[str, Any]]:
+def run_workload(key: str, quick: bool, threads: int | None = None,
+                 impls: list[str] | None = None) -> dict[str, dict[str, Any]]:
     """1 つのワークロードの全実装を別々のプロセスで準備し、ラウンドを交代で計る。"""
     impls = list(impls or WORKLOADS[key].IMPLS)
     rounds = TIMING[key][quick][0]
     # Idle BLAS and OpenMP threads keep spinning for a while (OpenBLAS about 0.1 s) after their
     # last call: with more than one thread, let them go to sleep before the next process's round.
     pause = 0.0 if quick or (threads or blas_threads()) == 1 else 0.25
-    workers = {impl: Worker(key, impl, quick, threads, memory) for impl in impls}
+    workers = {impl: Worker(key, impl, quick, threads) for impl in impls}
     try:
         results = {impl: w.read() for impl, w in workers.items()}
         live = [impl for impl in impls if "unavailable" not in results[impl]]
@@ -350,8 +350,6 @@ def evaluate(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         if den is None:
             field = {"time": "median_s", "peak": "peak_growth_mb", "RSS": "rss_growth_mb"}
             name = next(v for k, v in field.items() if k in what)
-            if name not in a:
-                continue
             values = a["rounds_s"] if name == "median_s" and "rounds_s" in a else [a[name]]
             value = a[name]
         else:
@@ -401,8 +399,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.worker:
-        key, impl, memory = args.worker.split(":")
-        serve(key, impl, args.quick, memory == "1")
+        key, impl = args.worker.split(":")
+        serve(key, impl, args.quick)
         return 0
 
     keys = [k.strip() for k in args.only.split(",") if k.strip()]

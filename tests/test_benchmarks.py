@@ -115,7 +115,7 @@ def test_serve_answers_one_round_per_command():
     import io
 
     out = io.StringIO()
-    run.serve("a", "numpy", True, True, out=out, commands=io.StringIO("round\nround\nstop\n"))
+    run.serve("a", "numpy", True, out=out, commands=io.StringIO("round\nround\nstop\n"))
     lines = out.getvalue().splitlines()
     assert len(lines) == 3 and json.loads(lines[0])["iters_per_round"] >= 1
     assert all(json.loads(x) > 0 for x in lines[1:])
