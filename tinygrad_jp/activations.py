@@ -284,13 +284,19 @@ def _softmax_parts(x: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray, np
     return z, e, e.sum(axis=axis, keepdims=True)
 
 
-class _SoftmaxFunction(Function):
-    """softmax along one axis; backward is the full Jacobian product y ⊙ (g - Σ g·y)."""
+class _AlongAxis(Function):
+    """An op that works along one axis (softmax and log softmax)."""
 
     __slots__ = ("axis",)
 
     def __init__(self, axis: int):
         self.axis = axis
+
+
+class _SoftmaxFunction(_AlongAxis):
+    """softmax along one axis; backward is the full Jacobian product y ⊙ (g - Σ g·y)."""
+
+    __slots__ = ()
 
     @property
     def name(self) -> str:
@@ -305,13 +311,10 @@ class _SoftmaxFunction(Function):
         return y * (g - (g * y).sum(axis=self.axis, keepdims=True))
 
 
-class _LogSoftmaxFunction(Function):
+class _LogSoftmaxFunction(_AlongAxis):
     """log softmax along one axis; backward is g - softmax ⊙ Σ g, with softmax = e^y ≤ 1."""
 
-    __slots__ = ("axis",)
-
-    def __init__(self, axis: int):
-        self.axis = axis
+    __slots__ = ()
 
     @property
     def name(self) -> str:

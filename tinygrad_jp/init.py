@@ -39,26 +39,26 @@ def _check(n_in: int, n_out: int, dtype: Any) -> tuple[tuple[int, int], np.dtype
     return (int(n_in), int(n_out)), dt
 
 
-def _gaussian(n_in: int, n_out: int, std: Callable[[int, int], float], rng: Any, dtype: Any) -> np.ndarray:
+def _draw(n_in: int, n_out: int, rng: Any, dtype: Any, method: str) -> np.ndarray:
+    """A fresh (n_in, n_out) array from the generator's ``method`` ("standard_normal" or "random"),
+    drawn directly in float32/float64 and converted for other float types."""
     shape, dt = _check(n_in, n_out, dtype)
-    gen = get_rng(rng)
+    sample = getattr(get_rng(rng), method)
     if dt in (np.float32, np.float64):
-        w = gen.standard_normal(shape, dtype=dt)
-    else:
-        w = gen.standard_normal(shape).astype(dt)
-    w *= std(*shape)
+        return sample(shape, dtype=dt)
+    return sample(shape).astype(dt)
+
+
+def _gaussian(n_in: int, n_out: int, std: Callable[[int, int], float], rng: Any, dtype: Any) -> np.ndarray:
+    w = _draw(n_in, n_out, rng, dtype, "standard_normal")
+    w *= std(*w.shape)
     return w
 
 
 def _uniform(n_in: int, n_out: int, limit: Callable[[int, int], float], rng: Any, dtype: Any) -> np.ndarray:
-    shape, dt = _check(n_in, n_out, dtype)
-    gen = get_rng(rng)
-    if dt in (np.float32, np.float64):
-        w = gen.random(shape, dtype=dt)
-    else:
-        w = gen.random(shape).astype(dt)
+    w = _draw(n_in, n_out, rng, dtype, "random")
     # u in [0, 1) -> (2u - 1) * limit in [-limit, limit), in place to avoid temporaries.
-    a = limit(*shape)
+    a = limit(*w.shape)
     w *= 2 * a
     w -= a
     return w
