@@ -186,6 +186,7 @@ class Function:
         t.data = out
         t.grad = t.name = t._hooks = None
         t._retain = False
+        t._version = 0
         t._seq = _next_seq()
         if _grad_enabled:
             if n == 2:

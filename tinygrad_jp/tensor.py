@@ -79,7 +79,7 @@ class Tensor:
     numpy 配列 (``backward`` で加算される) か None。
     """
 
-    __slots__ = ("__weakref__", "_ctx", "_hooks", "_retain", "_seq", "data", "grad", "name", "requires_grad")
+    __slots__ = ("__weakref__", "_ctx", "_hooks", "_retain", "_seq", "_version", "data", "grad", "name", "requires_grad")
     # numpy must hand binary operators back to Tensor instead of treating it as an object array.
     __array_ufunc__ = None
 
@@ -115,6 +115,7 @@ class Tensor:
         self.name = name
         self._hooks = None
         self._retain = False
+        self._version = 0
         self._seq = _next_seq()
 
     @staticmethod
@@ -128,6 +129,7 @@ class Tensor:
         t.name = None
         t._hooks = None
         t._retain = False
+        t._version = 0
         t._seq = _next_seq()
         return t
 
