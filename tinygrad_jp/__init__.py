@@ -4,7 +4,9 @@ from .tensor import Tensor, get_default_dtype, set_default_dtype  # noqa: I001 (
 
 from . import data, functional, init, inspect, losses, nn, ops, optim, probes, train
 from .activations import Activation
-from .autograd import BackwardError, Function, backward, detect_anomaly, enable_grad, grad, is_grad_enabled, no_grad
+from .autograd import (
+    BackwardError, Function, backward, detect_anomaly, enable_grad, grad, is_anomaly_enabled, is_grad_enabled, no_grad,
+)
 from .gradcheck import GradcheckError, gradcheck
 from .ops import concatenate, maximum, minimum, stack, where
 from .random import get_rng, manual_seed
@@ -29,6 +31,7 @@ __all__ = [
     "Activation", "BackwardError", "F", "Function", "GradcheckError", "Tensor", "__version__", "backward",
     "concatenate",
     "data", "detect_anomaly", "enable_grad", "functional", "get_default_dtype", "get_rng", "grad", "gradcheck",
-    "init", "inspect", "is_grad_enabled", "load", "losses", "manual_seed", "maximum", "minimum", "nn", "no_grad",
+    "init", "inspect", "is_anomaly_enabled", "is_grad_enabled", "load", "losses", "manual_seed", "maximum", "minimum",
+    "nn", "no_grad",
     "ops", "optim", "probes", "save", "set_default_dtype", "stack", "train", "viz", "where",
 ]

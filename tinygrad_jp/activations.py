@@ -49,9 +49,6 @@ class _ActivationFunction(Function):
             return g * self.act._df_graph(x, y)
         return g * self.act.df(x, y)
 
-    def backward_into(self, g, y, x):
-        return self.act._scale_grad(g, x, y)
-
 
 def _as_float_array(x) -> np.ndarray:
     """ndarray for plotting: floats keep their dtype, anything else becomes float64."""
@@ -87,11 +84,6 @@ class Activation(Layer):
         x = _as_float_array(x)
         d = self.df(x, self.f(x))
         return d.astype(x.dtype) if d.dtype == bool else d  # a 0/1 mask reads as numbers
-
-    def _scale_grad(self, g: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """g * f'(x) written into g (which the engine has handed over): one array less per backward."""
-        g *= self.df(x, y)
-        return g
 
     def _df_graph(self, x: Tensor, y: Tensor):
         """df evaluated on Tensors, so that the gradient is itself differentiable.
@@ -155,10 +147,6 @@ class ReLU(Activation):
 
     def df(self, x, y):
         return _positive(x)
-
-    def _scale_grad(self, g, x, y):
-        g *= np.greater(x, 0)  # the boolean mask itself: no float copy of it
-        return g
 
 
 class LeakyReLU(Activation):

@@ -1,13 +1,18 @@
 """逆伝播エンジン: Function (演算の基底)、backward、grad、no_grad、detect_anomaly。
 
-計算グラフは「テンソル → それを作った Function → 入力テンソル」という参照だけでできている。
-Function は出力を参照しないので循環参照は生まれず、損失を捨てればグラフも消える。
+計算グラフは「テンソル → それを作った Function (グラフのノード) → 入力テンソル」という参照だけで
+できている。Function は出力を参照しないので循環参照は生まれず、損失を捨てればグラフも消える。
+
+逆伝播はただ 1 つのループ ``backward_steps`` が行う。``backward()``、``grad()`` (``create_graph``
+の有無にかかわらず)、``inspect.backprop_steps`` はどれもこのループを回す。読み方は docs/engine.md。
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
+import threading
 import traceback
 from collections.abc import Sequence
 from heapq import heappop, heappush
@@ -15,31 +20,36 @@ from typing import Any
 
 import numpy as np
 
-from .tensor import Tensor, _next_seq
+from .tensor import Tensor
 
-_grad_enabled = True
-_ndarray = np.ndarray
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-_anomaly = False
 
 
-# ---------------------------------------------------------------------- grad mode
+# ---------------------------------------------------------------------- modes (one per thread)
+class _Modes(threading.local):
+    """Grad mode and anomaly mode. Class attributes are each new thread's starting values."""
+
+    grad_enabled = True
+    anomaly = False
+
+
+_modes = _Modes()
+
+
 class _GradMode:
-    """``with`` でも関数デコレータでも使える、勾配記録の切り替え。"""
+    """``with`` でも関数デコレータでも使える、勾配記録の切り替え (スレッドごと)。"""
 
     def __init__(self, enabled: bool):
         self.enabled = enabled
         self._saved: list[bool] = []
 
     def __enter__(self):
-        global _grad_enabled
-        self._saved.append(_grad_enabled)
-        _grad_enabled = self.enabled
+        self._saved.append(_modes.grad_enabled)
+        _modes.grad_enabled = self.enabled
         return self
 
     def __exit__(self, *exc):
-        global _grad_enabled
-        _grad_enabled = self._saved.pop()
+        _modes.grad_enabled = self._saved.pop()
         return False
 
     def __call__(self, fn):
@@ -52,7 +62,7 @@ class _GradMode:
 
 
 class no_grad(_GradMode):
-    """この中では計算グラフを作らない (推論や重みの直接更新に使う)。"""
+    """この中では計算グラフを作らない (推論や重みの直接更新に使う)。スレッドごとに効く。"""
 
     def __init__(self):
         super().__init__(False)
@@ -66,7 +76,8 @@ class enable_grad(_GradMode):
 
 
 def is_grad_enabled() -> bool:
-    return _grad_enabled
+    """このスレッドで計算グラフを記録しているなら True。"""
+    return _modes.grad_enabled
 
 
 class detect_anomaly:
@@ -77,31 +88,31 @@ class detect_anomaly:
     """
 
     def __enter__(self):
-        global _anomaly
-        self._saved = _anomaly
-        _anomaly = True
+        self._saved = _modes.anomaly
+        _modes.anomaly = True
         # numpy's own warning would come first and name no op: the check below says more.
         self._errstate = np.seterr(all="ignore")
         return self
 
     def __exit__(self, *exc):
-        global _anomaly
-        _anomaly = self._saved
+        _modes.anomaly = self._saved
         np.seterr(**self._errstate)
         return False
 
 
+def is_anomaly_enabled() -> bool:
+    """``detect_anomaly`` の中なら True。"""
+    return _modes.anomaly
+
+
 def _record_creation(fn: Function) -> None:
-    """Keep, on the op itself, the user's lines that applied it (so it is freed with its graph)."""
-    frames = [f for f in traceback.extract_stack()[:-2] if _PACKAGE_DIR not in f.filename]
+    """Keep, on the node itself, the user's lines that applied it (so it is freed with its graph)."""
+    frames = [f for f in traceback.extract_stack()[:-3] if _PACKAGE_DIR not in f.filename]
     fn._where = "".join(traceback.format_list(frames[-3:])).rstrip()
 
 
-def _made_by(node: Tensor) -> str:
-    return "a leaf tensor" if node._ctx is None else node._ctx.name
-
-
-def _check_finite(arr: np.ndarray, what: str, fn: Function | None = None) -> None:
+def _check_finite(arr: Any, what: str, fn: Function | None = None) -> None:
+    arr = arr.data if isinstance(arr, Tensor) else np.asarray(arr)
     if arr.dtype.kind in "fc" and not np.all(np.isfinite(arr)):
         kind = "NaN" if np.isnan(arr).any() else "inf"
         msg = f"detect_anomaly: {what} contains {kind}"
@@ -112,37 +123,38 @@ def _check_finite(arr: np.ndarray, what: str, fn: Function | None = None) -> Non
 
 
 # ---------------------------------------------------------------------- Function
-# Shared tuples for the common arities: a graph of 10^5 nodes should not hold 10^5 copies of (True, False).
-# None where no input needs a gradient.
-_NEEDS1 = (None, (True,))
-_NEEDS2 = ((None, (False, True)), ((True, False), (True, True)))
-_new = object.__new__
+# One shared tuple per pattern of flags: a graph of 10^5 nodes holds no 10^5 copies of (True, False).
+_NEEDS: dict[tuple, tuple] = {}
+
+
+def _needs(inputs: Sequence[Tensor]) -> tuple | None:
+    """Which inputs need a gradient, or None when none does (then nothing is recorded)."""
+    flags = tuple([t.requires_grad for t in inputs])
+    if True not in flags:
+        return None
+    return _NEEDS.setdefault(flags, flags)
 
 
 class Function:
-    """微分可能な演算の基底クラス。
+    """微分可能な演算の基底クラス。呼び出すたびに、その呼び出しの計算グラフのノードになる。
 
     サブクラスは 2 つのメソッドを書く:
 
     * ``forward(self, *xs)``: 入力の numpy 配列から出力の numpy 配列を計算する。
     * ``backward(self, g, y, *xs)``: 上流の勾配 ``g`` と出力 ``y``・入力 ``xs`` から、
-      入力ごとの勾配をタプルで返す (不要な入力には None)。``self.needs[i]`` は入力 i が
-      勾配を必要とするか。
+      入力ごとの勾配を返す。入力が 1 つなら配列 1 つ、2 つ以上なら入力と同じ数のタプル
+      (勾配の要らない入力には None)。``self.needs[i]`` は入力 i が勾配を必要とするか。
 
     ``backward`` は通常 numpy 配列で呼ばれるが、``grad(..., create_graph=True)`` のときは
     Tensor で呼ばれる。演算子と ``tinygrad_jp.ops`` の関数 (``exp``, ``where`` など) だけで
     書けば、どちらでもそのまま動き、2 階微分が得られる。
-    勾配の形を入力の形に戻す (ブロードキャストの和) のはエンジンが行う。
-    返す配列は新しく作ったものか ``g`` のビューにすること (保持している配列は返さない)。
-    ``g`` は読み取り専用のことがあるので、その場で書き換えないこと。
+    返した勾配はエンジンが検査し (個数・形)、ブロードキャストで広がった軸の和をとって入力の形に戻す。
+
+    呼び出すと ``self.parents`` (入力テンソル)、``self.needs``、``self.saved_versions`` (入力の版) が
+    記録される。同じインスタンスを 2 度呼ぶと、2 度目はコピーが新しいノードになる。
     """
 
-    __slots__ = ("_where", "needs", "parents")
-
-    # Optional, for ops whose gradient is g times something elementwise: ``backward_into(g, y, *xs)``
-    # returns what ``backward`` would, but may write into g and return it. The engine calls it only
-    # when g is its own (created by this run, held by no hook, retained .grad or stepper).
-    backward_into = None
+    __slots__ = ("_where", "needs", "parents", "saved_versions")
 
     def forward(self, *xs: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -158,73 +170,233 @@ class Function:
         return f"<{self.name}>"
 
     def __call__(self, *inputs: Tensor) -> Tensor:
-        # One, two and three inputs are spelled out: this is the hot path of every op.
-        n = len(inputs)
+        # A graph node per call: an instance that is already a node is copied, so each call keeps its own inputs.
+        fn = copy.copy(self) if hasattr(self, "parents") else self
+        out = fn._forward_checked(inputs)
+        needs = _needs(inputs) if _modes.grad_enabled and out.dtype.kind in "fc" else None
+        if needs is None:  # nothing to differentiate: a constant, not a node of the graph
+            return Tensor._make(out, None)
+        fn.parents = inputs
+        fn.needs = needs
+        fn.saved_versions = tuple([t._version for t in inputs])
+        return Tensor._make(out, fn)
+
+    def _forward_checked(self, inputs: Sequence[Tensor]) -> np.ndarray:
+        """``forward`` on the inputs' arrays, with errors that name the op."""
         try:
-            if n == 2:
-                a, b = inputs
-                out = self.forward(a.data, b.data)
-            elif n == 1:
-                a = inputs[0]
-                out = self.forward(a.data)
-            elif n == 3:  # nn.Linear: x, W, b
-                out = self.forward(inputs[0].data, inputs[1].data, inputs[2].data)
-            else:
-                out = self.forward(*[t.data for t in inputs])
+            out = self.forward(*[t.data for t in inputs])
         except ValueError as e:
             msg = str(e)
             if not msg.lower().startswith(self.name.lower()):  # numpy's messages do not say which op
                 shapes = ", ".join(str(t.shape) for t in inputs)
                 msg = f"{self.name}: cannot apply to inputs of shapes {shapes}: {msg}"
             raise ValueError(msg) from None
-        if type(out) is not _ndarray:
-            out = np.asarray(out)
-        if _anomaly:
+        out = np.asarray(out)
+        if _modes.anomaly:
             _check_finite(out, f"the forward output of {self.name}")
             _record_creation(self)
-        t = _new(Tensor)
-        t.data = out
-        t.grad = t.name = t._hooks = None
-        t._retain = False
-        t._version = 0
-        t._seq = _next_seq()
-        if _grad_enabled:
-            if n == 2:
-                needs = _NEEDS2[a.requires_grad][b.requires_grad]
-            elif n == 1:
-                needs = _NEEDS1[a.requires_grad]
+        return out
+
+
+# ---------------------------------------------------------------------- the engine
+def backward_steps(roots: Sequence[Tensor], root_grads: Sequence[Any], retain_graph: bool = False,
+                   create_graph: bool = False, wanted: dict | None = None):
+    """逆伝播のエンジン。テンソルを 1 つずつ処理し、``(tensor, その勾配, 入力へ送った勾配)`` を返す。
+
+    ``backward()`` は最後まで回して葉の ``.grad`` に加算する。``grad()`` は ``wanted`` (求める
+    テンソルをキーとする辞書) に勾配を集め、``.grad`` には触れない。``inspect.backprop_steps`` は
+    1 ステップずつ見せる。``create_graph=True`` なら勾配は Tensor で、逆伝播自体もグラフになる。
+    """
+    grads, waiting = _seed(roots, root_grads)
+    while waiting:
+        # 1. Take the newest waiting tensor. Every op that used it was created after it, so all of
+        #    them have already sent their part: its gradient g is complete.
+        tensor = heappop(waiting)[1]
+        g = grads.pop(tensor)
+        # 2. Hooks see the gradient and may replace it.
+        for hook in tensor._hooks or ():
+            g = _run_hook(hook, g, tensor)
+        # 3. grad() keeps the gradients it was asked for; backward() adds a leaf's into its .grad.
+        _deliver(tensor, g, wanted)
+        fn = tensor._ctx
+        if fn is None:  # a leaf: nothing further to send
+            yield tensor, g, []
+            continue
+        # 4. The op's own backward: the local derivative times g, one gradient per input.
+        y, xs = _saved_for_backward(fn, tensor, create_graph)
+        sent = _call_backward(fn, g, y, xs)
+        # 5. Bring each gradient to its input's shape (summing broadcast axes) and add it to
+        #    what that input is waiting for; an input that starts waiting joins the heap.
+        for i, (x, gx, need) in enumerate(zip(fn.parents, sent, fn.needs)):
+            if gx is None or not need:
+                sent[i] = None
+                continue
+            sent[i] = gx = _fit_to_input(gx, x, fn, i, create_graph)
+            if x in grads:
+                grads[x] = grads[x] + gx
             else:
-                needs = tuple([t.requires_grad for t in inputs]) if n != 3 else (
-                    inputs[0].requires_grad, inputs[1].requires_grad, inputs[2].requires_grad)
-                if True not in needs:
-                    needs = None
-            if needs is not None:
-                self.parents = inputs
-                self.needs = needs
-                t.requires_grad = True
-                t._ctx = self
-                return t
-        t.requires_grad = False
-        t._ctx = None
-        return t
+                grads[x] = gx
+                heappush(waiting, (-x._seq, x))
+        yield tensor, g, sent
+        # 6. Release the node: its inputs (and their arrays) can now be freed.
+        if not retain_graph:
+            fn.parents = None
 
 
-# ---------------------------------------------------------------------- helpers
-def unbroadcast(g, shape: tuple):
-    """ブロードキャストで広がった勾配を、元の形 ``shape`` へ和をとって戻す。"""
-    if g.shape == shape:
+# ---------------------------------------------------------------------- the loop's helpers
+def _seed(roots: Sequence[Tensor], root_grads: Sequence[Any]) -> tuple[dict, list]:
+    """The starting gradients (summed when a root is given twice) and the heap of waiting tensors.
+
+    The heap is keyed by minus the creation number, so the newest tensor comes out first.
+    """
+    grads: dict = {}
+    waiting: list = []
+    for root, g in zip(roots, root_grads):
+        if root in grads:
+            grads[root] = grads[root] + g
+        else:
+            grads[root] = g
+            heappush(waiting, (-root._seq, root))
+    return grads, waiting
+
+
+def _run_hook(hook, g, tensor: Tensor):
+    """Call one hook; a result replaces g, but only with the gradient's shape."""
+    result = hook(g)
+    if result is None:
         return g
-    lead = g.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(
-        lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1
+    if not isinstance(result, (np.ndarray, Tensor)):
+        result = np.asarray(result, dtype=tensor.data.dtype)
+    if result.shape != g.shape:
+        raise ValueError(
+            f"a hook on {_describe_tensor(tensor)} returned a gradient of shape {result.shape}; "
+            f"it must keep the gradient's shape {g.shape}"
+        )
+    if _modes.anomaly:
+        _check_finite(result, f"the gradient returned by a hook on {_describe_tensor(tensor)}")
+    return result
+
+
+def _deliver(tensor: Tensor, g, wanted: dict | None) -> None:
+    """Hand a complete gradient over: to grad()'s ``wanted`` dict, or into a leaf's (or retained) .grad."""
+    if wanted is not None:
+        if tensor in wanted:
+            wanted[tensor] = g
+    elif tensor.requires_grad and (tensor._ctx is None or tensor._retain):
+        _accumulate(tensor, g)
+
+
+def _accumulate(tensor: Tensor, g: np.ndarray) -> None:
+    """Add g into tensor.grad. The first time g is copied: it may be shared with another tensor."""
+    if tensor.grad is None:
+        tensor.grad = np.array(g, dtype=tensor.data.dtype)
+    else:
+        tensor.grad += g
+
+
+def _saved_for_backward(fn: Function, out: Tensor, create_graph: bool) -> tuple:
+    """The output and inputs that fn.backward reads: arrays, or Tensors when the backward is recorded.
+
+    Raises if the graph was released, or if one of them was changed in place since the forward.
+    """
+    if fn.parents is None:
+        raise BackwardError(
+            f"trying to backward through the graph a second time (at {fn.name}): its intermediate "
+            "values were freed after the first backward; pass retain_graph=True to the first call"
+        )
+    for i, (x, version) in enumerate(zip(fn.parents, fn.saved_versions)):
+        if x._version != version:
+            raise _modified_error(fn, f"input {i} ({_describe_tensor(x)})", x._version, version)
+    if out._version != 0:
+        raise _modified_error(fn, f"its output ({_describe_tensor(out)})", out._version, 0)
+    if create_graph:
+        return out, fn.parents
+    return out.data, [x.data for x in fn.parents]
+
+
+def _modified_error(fn: Function, what: str, now: int, saved: int) -> BackwardError:
+    return BackwardError(
+        f"a tensor needed by {fn.name}.backward was modified by an in-place operation: {what} is at "
+        f"version {now}, but the forward pass saved version {saved}. Call backward() before changing it "
+        "(e.g. before optimizer.step()), or compute the forward again"
     )
+
+
+def _call_backward(fn: Function, g, y, xs) -> list:
+    """fn.backward(g, y, *xs), checked: a list with one gradient (or None) per input."""
+    try:
+        result = fn.backward(g, y, *xs)
+    except FloatingPointError as e:  # detect_anomaly found a NaN in an op inside a recorded backward
+        raise FloatingPointError(f"detect_anomaly: in {fn.name}.backward: {e}") from None
+    n = len(fn.parents)
+    if n == 1 and not isinstance(result, tuple):
+        result = (result,)
+    if isinstance(result, tuple) and len(result) == n:
+        return list(result)
+    expected = "one gradient (an array) or a 1-tuple" if n == 1 else f"a tuple of {n} gradients (None allowed)"
+    raise TypeError(f"{fn.name}.backward must return {expected}, one per input; it returned {_describe(result)}")
+
+
+def _fit_to_input(gx: Any, x: Tensor, fn: Function, i: int, create_graph: bool):
+    """Check one gradient fn.backward returned for input i, and bring it to x's shape and dtype."""
+    if create_graph and isinstance(gx, np.ndarray):
+        gx = Tensor._make(gx, None)  # a constant in the recorded backward
+    elif isinstance(gx, np.generic):  # numpy turns 0-d results into scalars
+        gx = np.asarray(gx)
+    if not isinstance(gx, Tensor if create_graph else np.ndarray):
+        raise TypeError(f"{fn.name}.backward returned {_describe(gx)} for input {i}; expected an array")
+    if gx.shape != x.data.shape:
+        gx = unbroadcast(gx, x.data.shape, lambda: _shape_error(fn, i, gx, x))
+    if gx.dtype != x.data.dtype:
+        gx = gx.astype(x.data.dtype)
+    if _modes.anomaly:
+        _check_finite(gx, f"the gradient computed by {fn.name}.backward", fn)
+    return gx
+
+
+def _shape_error(fn: Function, i: int, gx: Any, x: Tensor) -> ValueError:
+    return ValueError(
+        f"{fn.name}.backward returned a gradient of shape {gx.shape} for input {i}, which has shape "
+        f"{x.data.shape}: expected that shape (or one it broadcasts to)"
+    )
+
+
+def unbroadcast(g, shape: tuple, error=None):
+    """ブロードキャストで広がった勾配を、元の形 ``shape`` へ和をとって戻す。
+
+    g の形が ``shape`` を広げた形でなければ ValueError (``error`` があればそれが作る例外)。
+    """
+    try:
+        wider = np.broadcast_shapes(shape, g.shape) == g.shape
+    except ValueError:
+        wider = False
+    if not wider:
+        raise error() if error else ValueError(f"cannot sum a gradient of shape {g.shape} back to {shape}")
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1)
     if axes:
         g = g.sum(axis=axes, keepdims=True)
     return g.reshape(shape)
 
 
+def _describe(value: Any) -> str:
+    if value is None:
+        return "None"
+    if isinstance(value, (tuple, list)):
+        items = ", ".join(_describe(v) for v in value)
+        return f"a {type(value).__name__} ({items})" if value else f"an empty {type(value).__name__}"
+    if isinstance(value, (np.ndarray, Tensor)):
+        return f"{type(value).__name__} of shape {value.shape}"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _describe_tensor(t: Tensor) -> str:
+    made = "a leaf" if t._ctx is None else f"the output of {t._ctx.name}"
+    return f"{t.name!r}, shape {t.shape}" if t.name else f"{made}, shape {t.shape}"
+
+
 def toposort(roots: Sequence[Tensor]) -> list[Tensor]:
-    """勾配が流れるテンソルを、どのテンソルも自分の消費者すべての後に来る順に並べる。
+    """勾配が流れるテンソルを、どのテンソルも自分の消費者すべての後に来る順に並べる (図や表示のため)。
 
     再帰を使わないので、10 万段の鎖でも動く。
     """
@@ -256,228 +428,44 @@ class BackwardError(RuntimeError, ValueError):
     """
 
 
-def _released_error(fn: Function) -> BackwardError:
-    return BackwardError(
-        f"trying to backward through the graph a second time (at {fn.name}): its intermediate "
-        "values were freed after the first backward; pass retain_graph=True to the first call"
-    )
-
-
-def _as_grad(grad: Any, like: Tensor) -> np.ndarray:
-    g = grad.data if isinstance(grad, Tensor) else np.asarray(grad, dtype=like.dtype)
-    if g.shape != like.shape:
-        raise ValueError(f"grad must have the output's shape {like.shape}, got {g.shape}")
-    return g.astype(like.dtype, copy=False)
-
-
-# ---------------------------------------------------------------------- engine
-def _call_hooks(node: Tensor, g):
-    for hook in node._hooks:
-        res = hook(g)
-        if res is not None:
-            g = res
+# ---------------------------------------------------------------------- backward() and grad()
+def _root_grad(out: Tensor, grad: Any, caller: str, create_graph: bool = False, keyword: str = "grad="):
+    """The gradient that starts backprop at ``out``: ones for a one-element output, else ``grad``."""
+    if not out.requires_grad:
+        raise BackwardError(
+            f"{caller} needs an output that requires grad: this one does not (no input of the "
+            "computation had requires_grad=True, or it was computed under no_grad())"
+        )
+    if grad is None:
+        if out.data.size != 1:
+            raise BackwardError(
+                f"{caller} without {keyword} works only for a scalar (one-element) output; this output has "
+                f"shape {out.shape}: call .sum() first or pass {keyword} of that shape"
+            )
+        g = np.ones(out.data.shape, dtype=out.data.dtype)
+    else:
+        g = grad.data if isinstance(grad, Tensor) else np.asarray(grad, dtype=out.data.dtype)
+        if g.shape != out.shape:
+            raise ValueError(f"{caller}: the gradient must have the output's shape {out.shape}, got {g.shape}")
+        g = g.astype(out.data.dtype, copy=False)
+    if _modes.anomaly:
+        _check_finite(g, f"the grad passed to {caller}")
+    if create_graph:
+        return grad if isinstance(grad, Tensor) else Tensor._make(g, None)
     return g
 
 
-def _seed(roots, root_grads) -> tuple[dict, list]:
-    """The starting gradients (summed when a root is given twice) and the heap of tensors waiting to run."""
-    if len(roots) == 1:  # backward() of one loss: the common case, without the loop
-        r = roots[0]
-        return ({r: root_grads[0]}, [(-r._seq, r)]) if r.requires_grad else ({}, [])
-    grads: dict = {}
-    heap: list = []
-    for r, g in zip(roots, root_grads):
-        if r.requires_grad:
-            prev = grads.get(r)
-            if prev is None:
-                heappush(heap, (-r._seq, r))
-            grads[r] = g if prev is None else prev + g
-    return grads, heap
-
-
-def backward_steps(roots, root_grads, retain_graph: bool = False, captured: dict | None = None,
-                   leaf_steps: bool = True):
-    """The engine on ndarrays, one node at a time: yields ``(node, g, sent)`` after each node.
-
-    ``g`` is the node's total gradient and ``sent`` the gradient sent to each of its inputs (None
-    where none is needed). Leaves' ``.grad`` is accumulated as it goes; with ``captured`` (a dict
-    keyed by the wanted tensors) their gradients are put there and no ``.grad`` is touched.
-    ``backward()`` runs it to the end; ``inspect.backprop_steps`` shows each step. With
-    ``leaf_steps=False`` nothing is yielded, and a leaf without hooks takes its gradient as it arrives.
-
-    Nodes wait in a heap keyed by creation number and run newest first, so each node runs once,
-    after every consumer has sent it its gradient (no recursion, no separate sorting pass).
-    A gradient is updated in place only when this run created it (``owned``); one that may be
-    shared (``g`` passed through by Add, a view of ``g``, a user's array) is copied first.
-    """
-    grads, heap = _seed(roots, root_grads)
-    owned: set[int] = set()  # ids, so that it keeps no tensor (and its arrays) alive
-    anomaly = _anomaly  # the mode cannot change in the middle of one backward
-    fast_leaves = not leaf_steps and captured is None
-    ndarray, asarray, push, pop = np.ndarray, np.asarray, heappush, heappop
-    while heap:
-        node = pop(heap)[1]
-        g = grads.pop(node)
-        if node._hooks:
-            g = _call_hooks(node, g)
-            owned.discard(id(node))
-            if anomaly:
-                _check_finite(asarray(g), f"the gradient returned by a hook on the output of {_made_by(node)}")
-        fn = node._ctx
-        if captured is not None:
-            if node in captured:
-                captured[node] = g
-        elif fn is None or node._retain:
-            if node.grad is None:
-                node.grad = g if id(node) in owned else np.array(g, dtype=node.data.dtype)
-            else:
-                node.grad += g
-        if fn is None:
-            if leaf_steps:
-                yield node, g, ()
-            continue
-        parents = fn.parents
-        if parents is None:
-            raise _released_error(fn)
-        # g may be overwritten only when nothing else can see it: not a retained .grad, not a step
-        # shown by the stepper, not a gradient that grad() returns.
-        reuse = fast_leaves and fn.backward_into is not None and id(node) in owned and not node._retain
-        bw = fn.backward_into if reuse else fn.backward
-        if len(parents) == 2:
-            gs = bw(g, node.data, parents[0].data, parents[1].data)
-        elif len(parents) == 1:
-            gs = bw(g, node.data, parents[0].data)
-        elif len(parents) == 3:
-            gs = bw(g, node.data, parents[0].data, parents[1].data, parents[2].data)
-        else:
-            gs = bw(g, node.data, *[p.data for p in parents])
-        if type(gs) is not tuple:
-            gs = (gs,)
-        sent = []
-        for p, gp, need in zip(parents, gs, fn.needs):
-            if gp is None or not need:
-                sent.append(None)
-                continue
-            if type(gp) is not ndarray:
-                gp = asarray(gp)
-            if anomaly:
-                _check_finite(gp, f"the gradient computed by {fn.name}.backward", fn)
-            data = p.data
-            if gp.shape != data.shape:
-                gp = unbroadcast(gp, data.shape)
-                fresh = True
-            else:
-                fresh = (reuse or gp is not g) and gp.base is None
-                if fresh and sent:  # one array returned for two inputs is shared, not owned
-                    for other in sent:
-                        if other is gp:
-                            fresh = False
-            if gp.dtype is not data.dtype and gp.dtype != data.dtype:
-                gp = gp.astype(data.dtype)
-                fresh = True
-            prev = grads.get(p)
-            if prev is None:
-                if not fast_leaves or p._ctx is not None or p._hooks:
-                    grads[p] = gp
-                    if fresh:
-                        owned.add(id(p))
-                    push(heap, (-p._seq, p))
-                elif p.grad is None:
-                    p.grad = gp if fresh else np.array(gp, dtype=data.dtype)
-                else:
-                    p.grad += gp
-                sent.append(gp)
-                continue
-            elif id(p) in owned:
-                prev += gp
-            else:
-                total = prev + gp
-                grads[p] = total if type(total) is ndarray else asarray(total)  # 0-d sums give scalars
-                owned.add(id(p))
-            sent.append(gp)
-        if leaf_steps:  # backward() and grad() run to the end without stopping at each node
-            yield node, g, sent
-        if not retain_graph:
-            fn.parents = None
-
-
-def _run(roots, root_grads, retain_graph: bool, targets=None):
-    """Run the engine to the end. Without targets: accumulate into leaves' .grad; with targets: return their grads."""
-    captured = dict.fromkeys(targets) if targets is not None else None
-    for _ in backward_steps(roots, root_grads, retain_graph, captured, leaf_steps=False):
-        pass
-    return captured
-
-
-def _run_graph(roots, root_grads, retain_graph: bool, targets):
-    """The engine on Tensors (create_graph=True): every backward is recorded, so gradients are differentiable."""
-    grads, heap = _seed(roots, root_grads)
-    captured = {}
-    while heap:
-        node = heappop(heap)[1]
-        g = grads.pop(node)
-        if node._hooks:
-            g = _call_hooks(node, g)
-        if node in targets:
-            captured[node] = g
-        fn = node._ctx
-        if fn is None:
-            continue
-        if fn.parents is None:
-            raise _released_error(fn)
-        try:
-            gs = fn.backward(g, node, *fn.parents)
-        except FloatingPointError as e:  # raised by an op inside this backward, under detect_anomaly
-            raise FloatingPointError(f"detect_anomaly: in {fn.name}.backward (create_graph=True): {e}") from None
-        if type(gs) is not tuple:
-            gs = (gs,)
-        for p, gp, need in zip(fn.parents, gs, fn.needs):
-            if gp is None or not need:
-                continue
-            if not isinstance(gp, Tensor):
-                gp = Tensor._make(np.asarray(gp), None)
-            gp = unbroadcast(gp, p.data.shape)
-            prev = grads.get(p)
-            if prev is None:
-                heappush(heap, (-p._seq, p))
-            grads[p] = gp if prev is None else prev + gp
-        if not retain_graph:
-            fn.parents = None
-    return captured
-
-
-_ONES: dict[tuple, np.ndarray] = {}
-
-
-def _ones(shape: tuple, dtype: np.dtype) -> np.ndarray:
-    """The seed gradient of a one-element output: shared and read-only, as the engine never writes into it."""
-    key = (shape, dtype)
-    one = _ONES.get(key)
-    if one is None:
-        one = _ONES[key] = np.ones(shape, dtype=dtype)
-        one.flags.writeable = False
-    return one
+def _run(roots: list, root_grads: list, retain_graph: bool, create_graph: bool = False,
+         wanted: dict | None = None) -> None:
+    """Run the engine to the end; the backward itself is recorded only with create_graph."""
+    with _GradMode(create_graph):
+        for _ in backward_steps(roots, root_grads, retain_graph, create_graph, wanted):
+            pass
 
 
 def backward(tensor: Tensor, grad: Any = None, retain_graph: bool = False) -> None:
     """``tensor`` から逆伝播し、葉テンソルの ``.grad`` に勾配を加算する。"""
-    if not tensor.requires_grad:
-        raise BackwardError(
-            "backward() needs a tensor that requires grad: this one does not (no input of the "
-            "computation had requires_grad=True, or it was computed under no_grad())"
-        )
-    if grad is None:
-        if tensor.data.size != 1:
-            raise BackwardError(
-                f"backward() without grad= works only for a scalar output; this output has shape "
-                f"{tensor.shape}: call .sum() first or pass grad= of that shape"
-            )
-        g = _ones(tensor.data.shape, tensor.data.dtype)
-    else:
-        g = _as_grad(grad, tensor)
-    if _anomaly:
-        _check_finite(g, "the grad passed to backward()")
-    _run([tensor], [g], retain_graph)
+    _run([tensor], [_root_grad(tensor, grad, "backward()")], retain_graph)
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
@@ -488,46 +476,22 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
     ヘッセ行列とベクトルの積が計算できる。
     """
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
-    single = isinstance(inputs, Tensor)
-    inputs = [inputs] if single else list(inputs)
-    if grad_outputs is None:
-        grad_outputs = [None] * len(outputs)
-    elif isinstance(grad_outputs, (Tensor, np.ndarray)):
-        grad_outputs = [grad_outputs]
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    if grad_outputs is None or isinstance(grad_outputs, (Tensor, np.ndarray)):
+        grad_outputs = [grad_outputs] * len(outputs) if grad_outputs is None else [grad_outputs]
     for i, t in enumerate(inputs):
         if not isinstance(t, Tensor) or not t.requires_grad:
             raise ValueError(f"grad(): input {i} must be a Tensor with requires_grad=True")
-    roots, root_grads = [], []
-    for out, go in zip(outputs, grad_outputs):
-        if not out.requires_grad:
-            raise BackwardError("grad(): an output does not require grad, so nothing connects it to the inputs")
-        if go is None:
-            if out.data.size != 1:
-                raise BackwardError(f"grad(): grad_outputs is needed for a non-scalar output of shape {out.shape}")
-            go = np.ones(out.data.shape, dtype=out.data.dtype)
-        if create_graph:
-            go = go if isinstance(go, Tensor) else Tensor._make(_as_grad(go, out), None)
-        else:
-            go = _as_grad(go, out)
-        roots.append(out)
-        root_grads.append(go)
-    if retain_graph is None:
-        retain_graph = create_graph
-    targets = set(inputs)
-    if create_graph:
-        with enable_grad():
-            captured = _run_graph(roots, root_grads, retain_graph, targets)
-    else:
-        captured = _run(roots, root_grads, retain_graph, targets)
-    result = []
-    for i, t in enumerate(inputs):
-        g = captured.get(t)
-        if g is None:
-            if not allow_unused:
-                raise BackwardError(f"grad(): input {i} is not used to compute the outputs; pass allow_unused=True")
-            result.append(None)
-        elif isinstance(g, Tensor):
-            result.append(g)
-        else:
-            result.append(Tensor._make(np.array(g, dtype=t.data.dtype), None))
-    return result
+    root_grads = [_root_grad(out, go, "grad()", create_graph, "grad_outputs")
+                  for out, go in zip(outputs, grad_outputs)]
+    wanted = dict.fromkeys(inputs)
+    _run(outputs, root_grads, create_graph if retain_graph is None else retain_graph, create_graph, wanted)
+    return [_grad_result(wanted[t], t, i, allow_unused) for i, t in enumerate(inputs)]
+
+
+def _grad_result(g: Any, t: Tensor, i: int, allow_unused: bool) -> Tensor | None:
+    if g is None and not allow_unused:
+        raise BackwardError(f"grad(): input {i} is not used to compute the outputs; pass allow_unused=True")
+    if g is None or isinstance(g, Tensor):
+        return g
+    return Tensor._make(np.array(g, dtype=t.data.dtype), None)

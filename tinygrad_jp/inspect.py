@@ -19,7 +19,7 @@ import numpy as np
 
 from . import ops
 from .activations import _ActivationFunction
-from .autograd import BackwardError, Function, _as_grad, backward_steps, toposort
+from .autograd import Function, _root_grad, backward_steps, toposort
 from .tensor import Tensor
 
 # Ops whose output element i depends only on element i of each (broadcast) input: their Jacobian is
@@ -135,16 +135,7 @@ def backprop_steps(loss: Tensor, grad: Any = None, retain_graph: bool = False) -
     ``register_hook`` のフックも backward と同じく勾配が確定したときに呼ぶ。
     ``retain_graph=False`` なら、backward と同じく進めたところからグラフを解放する。
     """
-    if not loss.requires_grad:
-        raise BackwardError("backprop_steps() needs a tensor that requires grad: this one does not")
-    if grad is None:
-        if loss.data.size != 1:
-            raise BackwardError(
-                f"backprop_steps() without grad= works only for a scalar output; this one has shape {loss.shape}"
-            )
-        root = np.ones_like(loss.data)
-    else:
-        root = _as_grad(grad, loss)
+    root = _root_grad(loss, grad, "backprop_steps()")
     labels = _labels(toposort([loss]))
     index = 0
     # The engine itself runs each step, so the final .grad is bit for bit that of backward().

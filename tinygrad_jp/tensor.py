@@ -79,7 +79,8 @@ class Tensor:
     numpy 配列 (``backward`` で加算される) か None。
     """
 
-    __slots__ = ("__weakref__", "_ctx", "_hooks", "_retain", "_seq", "_version", "data", "grad", "name", "requires_grad")
+    __slots__ = ("__weakref__", "_ctx", "_hooks", "_retain", "_seq", "_version", "data", "grad", "name",
+                 "requires_grad")
     # numpy must hand binary operators back to Tensor instead of treating it as an object array.
     __array_ufunc__ = None
 
@@ -108,29 +109,25 @@ class Tensor:
                 f"only floating-point tensors can require gradients, got dtype {arr.dtype}; "
                 "build it from floats or pass dtype=np.float32"
             )
-        self.data = arr
+        self._setup(arr, bool(requires_grad), None, name)
+
+    def _setup(self, data: np.ndarray, requires_grad: bool, grad_fn: Any, name: str | None = None) -> None:
+        """A tensor's whole state, set in this one place (by ``__init__``, and by ops through ``_make``)."""
+        self.data = data
         self.grad = None
-        self.requires_grad = bool(requires_grad)
-        self._ctx = None
+        self.requires_grad = requires_grad
+        self._ctx = grad_fn  # the Function node that made this tensor (None for a leaf)
         self.name = name
         self._hooks = None
         self._retain = False
-        self._version = 0
+        self._version = 0  # bumped by every in-place change made through the library
         self._seq = _next_seq()
 
     @staticmethod
-    def _make(data: np.ndarray, ctx: Any) -> Tensor:
-        """Wrap the result of an op without any checks (the hot path)."""
+    def _make(data: np.ndarray, grad_fn: Any) -> Tensor:
+        """An op's result (or a constant when ``grad_fn`` is None), without the checks of ``__init__``."""
         t = object.__new__(Tensor)
-        t.data = data
-        t.grad = None
-        t.requires_grad = ctx is not None
-        t._ctx = ctx
-        t.name = None
-        t._hooks = None
-        t._retain = False
-        t._version = 0
-        t._seq = _next_seq()
+        t._setup(data, grad_fn is not None, grad_fn)
         return t
 
     # ------------------------------------------------------------------ attributes
@@ -316,6 +313,42 @@ class Tensor:
     def __abs__(self):
         return ops.Abs()(self)
 
+    # ------------------------------------------------------------------ in place
+    # `w -= lr * w.grad` under no_grad() changes w.data itself (an optimizer written by hand) and
+    # bumps w's version, so that a backward which saved the old values refuses to run.
+    def _in_place(self, other, ufunc, out_of_place) -> Tensor:
+        if not _recorded(self, other):
+            ufunc(self.data, _raw(other), out=self.data)
+            self._version += 1
+            return self
+        if self._ctx is None:
+            raise RuntimeError(
+                f"a leaf tensor that requires grad ({_describe(self)}) cannot be changed in place while "
+                "the graph is being recorded; do it inside `with tg.no_grad():`"
+            )
+        return out_of_place(self, other)  # inside the graph: a new tensor, as `t = t + other` gives
+
+    def __iadd__(self, other):
+        return self._in_place(other, np.add, Tensor.__add__)
+
+    def __isub__(self, other):
+        return self._in_place(other, np.subtract, Tensor.__sub__)
+
+    def __imul__(self, other):
+        return self._in_place(other, np.multiply, Tensor.__mul__)
+
+    def __itruediv__(self, other):
+        return self._in_place(other, np.divide, Tensor.__truediv__)
+
+    def __setitem__(self, index, value) -> None:
+        if _recorded(self, value):
+            raise RuntimeError(
+                f"t[...] = value on {_describe(self)} cannot be recorded in the graph; build a new tensor "
+                "(tg.where, tg.concatenate) or change it inside `with tg.no_grad():`"
+            )
+        self.data[ops._normalize_index(index)] = _raw(value)
+        self._version += 1
+
     # Comparisons are not differentiable: they return boolean ndarrays.
     def __lt__(self, other):
         return self.data < _raw(other)
@@ -448,6 +481,15 @@ def array_conversion_forbidden():
 
 def _raw(x: Any) -> Any:
     return x.data if isinstance(x, Tensor) else x
+
+
+def _recorded(t: Tensor, other: Any) -> bool:
+    """Would an op on t and other be recorded in the graph?"""
+    return autograd.is_grad_enabled() and (t.requires_grad or (isinstance(other, Tensor) and other.requires_grad))
+
+
+def _describe(t: Tensor) -> str:
+    return f"{t.name!r}, shape {t.shape}" if t.name else f"shape {t.shape}"
 
 
 class _HookHandle:
