@@ -251,10 +251,10 @@ def _opt_bytes(opt) -> dict[str, bytes]:
 
 @pytest.mark.parametrize(("change", "fragments"), [
     (lambda s: s.update(beta1=1.5), ("beta1", "[0, 1)", "1.5")),
-    (lambda s: s.update({"1.step": -2}), ("'1.step'", "non-negative integer", "-2")),
-    (lambda s: s.update({"1.m": np.array(["a", "b"])}), ("'1.m'", "dtype <U1", "float")),
+    (lambda s: s.update(t=-2), ("'t'", "non-negative integer", "-2")),
+    (lambda s: s.update({"m.1": np.array(["a", "b"])}), ("'m.1'", "dtype <U1", "float")),
     (lambda s: s.update(eps=float("inf")), ("'eps'", "finite", "inf")),
-], ids=["hyperparameter_range", "negative_step", "string_buffer", "infinite_eps"])
+], ids=["hyperparameter_range", "negative_count", "string_buffer", "infinite_eps"])
 def test_optimizer_load_refuses_bad_values_and_changes_nothing(change, fragments):
     opt, _ = _trained_adam(0)
     state = _trained_adam(1)[0].state_dict()
@@ -275,9 +275,9 @@ def test_optimizer_state_from_a_bigger_model_is_refused_naming_the_parameter():
     opt_big.step()
     small = nn.Linear(3, 4, rng=0)
     opt_small = optim.Momentum(small.parameters(), lr=0.5)
-    with pytest.raises(ValueError, match=r"'2\.step' names parameter 2, but the optimizer has 2 parameters"):
+    with pytest.raises(ValueError, match=r"'velocity\.2' names parameter 2, but the optimizer has 2 parameters"):
         opt_small.load_state_dict(opt_big.state_dict())
-    assert opt_small.lr == 0.5 and opt_small.state == {}
+    assert opt_small.lr == 0.5 and opt_small.velocity == {}
 
 
 # ---------------------------------------------------------------------- saving never loses the old file

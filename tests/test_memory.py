@@ -46,7 +46,7 @@ def test_memory_stays_flat_over_thousands_of_steps():
     opt = optim.Adam(model.parameters(), lr=0.01)
     tracemalloc.start()
     try:
-        # Warm-up under tracing: optimizer state, scratch buffers, constant caches and CPython's
+        # Warm-up under tracing: optimizer state, constant caches and CPython's
         # free lists of small objects fill up here (they stop growing after about 600 steps).
         for _ in range(700):
             _step(model, opt, X, y)

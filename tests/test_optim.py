@@ -1,7 +1,7 @@
 """Optimizers: each update is the chapter's formula, the chapter's update(params, grads) API gives the
-chapter's trajectories, state can be saved and resumed bit-identically, bad hyperparameters are refused."""
-
-import tracemalloc
+chapter's trajectories, the state is readable under the chapter's names and equals the chapter's classes',
+a learner's own optimizer plugs into step() and update(), state can be saved and resumed bit-identically,
+bad hyperparameters and gradients are refused."""
 
 import numpy as np
 import pytest
@@ -290,8 +290,8 @@ def test_step_skips_parameters_without_grad_and_keeps_the_arrays():
     assert a.data is a_data and b.data is b_data
     np.testing.assert_array_equal(b.data, np.ones(2))
     assert not np.any(a.data == 1)
-    assert 1 not in opt.state
-    assert a.data.dtype == np.float32 and opt.state[0]["m"].dtype == np.float32
+    assert 0 in opt.m and 1 not in opt.m and 1 not in opt.v
+    assert a.data.dtype == np.float32 and opt.m[0].dtype == np.float32
 
 
 def test_zero_grad_sets_grads_to_none():
@@ -304,23 +304,16 @@ def test_zero_grad_sets_grads_to_none():
 
 
 @pytest.mark.parametrize("opt_cls", ALL)
-def test_steps_allocate_no_new_arrays_after_the_first(opt_cls):
-    shape = (500, 200)  # 400 kB in float32: any temporary array of this size would show in the peak
-    p = Tensor(np.ones(shape, dtype=np.float32), requires_grad=True)
+def test_float32_parameters_and_their_state_stay_float32(opt_cls):
+    p = Tensor(np.ones((5, 4), dtype=np.float32), requires_grad=True)
     opt = opt_cls([p], weight_decay=0.1)
-    p.grad = np.full(shape, 0.5, dtype=np.float32)
-    opt.step()
-    tracemalloc.start()
-    try:
-        start, _ = tracemalloc.get_traced_memory()
-        for _ in range(3):
-            opt.step()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert peak - start < 50_000
-    assert p.data.dtype == np.float32 and all(v.dtype == np.float32 for v in opt.state[0].values()
-                                              if isinstance(v, np.ndarray))
+    data = p.data
+    for _ in range(3):
+        p.grad = np.full((5, 4), 0.5, dtype=np.float32)
+        opt.step()
+    assert p.data is data and p.data.dtype == np.float32
+    for name in opt_cls.state_names:
+        assert getattr(opt, name)[0].dtype == np.float32, name
 
 
 @pytest.mark.parametrize("opt_cls", ALL)
@@ -475,25 +468,32 @@ def test_state_dict_is_a_copy():
     opt = optim.Adam(params)
     _train(opt, params, X, Y, 2)
     sd = opt.state_dict()
-    m = sd["0.m"].copy()
+    m = sd["m.0"].copy()
     _train(opt, params, X, Y, 2)
-    np.testing.assert_array_equal(sd["0.m"], m)
-    assert sd["0.step"] == 2 and sd["lr"] == 0.001
+    np.testing.assert_array_equal(sd["m.0"], m)
+    assert sd["t"] == 2 and sd["lr"] == 0.001
+    sd["m.0"][...] = 99.0
+    assert not np.any(opt.m[0] == 99.0)
 
 
 @pytest.mark.parametrize("mutate, match", [
     (lambda sd: sd.pop("beta1"), "beta1"),
-    (lambda sd: sd.update({"0.m": np.zeros((2, 2))}), r"\(2, 2\).*\(3, 2\)"),
-    (lambda sd: sd.update({"7.m": np.zeros(2)}), "parameter 7"),
-    (lambda sd: sd.pop("1.v"), "1.v"),
-    (lambda sd: sd.update({"0.velocity": np.zeros(2)}), "0.velocity"),
+    (lambda sd: sd.pop("t"), "'t'"),
+    (lambda sd: sd.update({"t": 2.5}), "non-negative integer"),
+    (lambda sd: sd.update({"m.0": np.zeros((2, 2))}), r"\(2, 2\).*\(3, 2\)"),
+    (lambda sd: sd.update({"m.7": np.zeros(2)}), "parameter 7"),
+    (lambda sd: sd.pop("v.1"), "v.1"),
+    (lambda sd: sd.update({"velocity.0": np.zeros(2)}), "velocity.0"),
+    (lambda sd: sd.update({"m.x": np.zeros(2)}), "m.x"),
     (lambda sd: sd.update({"lr": -1.0}), "lr"),
 ])
 def test_a_bad_state_dict_is_refused_before_anything_changes(mutate, match):
     X, Y, params = _toy_problem(0)
     opt = optim.Adam(params, lr=0.01)
     _train(opt, params, X, Y, 3)
-    sd = opt.state_dict()
+    other = optim.Adam(_toy_problem(1)[2], lr=0.03, beta1=0.5)
+    _train(other, other.params, X, Y, 5)
+    sd = other.state_dict()  # differs from opt's in every entry, so a partial load would show
     mutate(sd)
     before = opt.state_dict()
     with pytest.raises(ValueError, match=match):
@@ -502,6 +502,226 @@ def test_a_bad_state_dict_is_refused_before_anything_changes(mutate, match):
     assert before.keys() == after.keys()
     for k in before:
         np.testing.assert_array_equal(before[k], after[k])
+
+
+# ---------------------------------------------------------------------- the chapter's state, readable while training
+CHAPTER = {"Momentum": ChapterMomentum, "AdaGrad": ChapterAdaGrad, "RMSprop": ChapterRMSprop, "Adam": ChapterAdam}
+# The chapter's attribute names for each optimizer's state.
+CHAPTER_STATE = {"Momentum": ("velocity",), "AdaGrad": ("h",), "RMSprop": ("h",), "Adam": ("m", "v")}
+
+
+@given(st.sampled_from(sorted(CHAPTER)), st.floats(1e-3, 0.5),
+       st.lists(hnp.arrays(np.float64, (2, 3), elements=st.floats(-5, 5)), min_size=1, max_size=5))
+def test_state_read_mid_training_through_step_equals_the_chapters_classes(name, lr, grad_seq):
+    W = Tensor(np.linspace(-1, 1, 6).reshape(2, 3), requires_grad=True)
+    b = Tensor(np.ones(3), requires_grad=True)
+    ours = getattr(optim, name)([W, b], lr=lr)
+    ref = CHAPTER[name](learning_rate=lr)
+    ref_params = {0: W.data.copy(), 1: b.data.copy()}  # step() keys the state by the parameter's index
+    for g in grad_seq:
+        W.grad, b.grad = g, g[0]
+        ours.step()
+        ref.update(ref_params, {0: g, 1: g[0]})
+        for attr in CHAPTER_STATE[name]:
+            for i in (0, 1):
+                np.testing.assert_allclose(getattr(ours, attr)[i], getattr(ref, attr)[i], rtol=1e-12, atol=1e-300,
+                                           err_msg=f"{name}.{attr}[{i}]")
+    if name == "Adam":
+        assert ours.t == ref.t == len(grad_seq)
+
+
+@given(st.sampled_from(sorted(CHAPTER)), st.floats(1e-3, 0.5),
+       st.lists(hnp.arrays(np.float64, 2, elements=st.floats(-5, 5)), min_size=1, max_size=5))
+def test_state_read_mid_training_through_update_equals_the_chapters_classes(name, lr, grad_seq):
+    ours, ref = getattr(optim, name)(learning_rate=lr), CHAPTER[name](learning_rate=lr)
+    p_ours, p_ref = {"W1": np.array([1.0, -2.0])}, {"W1": np.array([1.0, -2.0])}
+    for g in grad_seq:
+        ours.update(p_ours, {"W1": g})
+        ref.update(p_ref, {"W1": g})
+        for attr in CHAPTER_STATE[name]:
+            np.testing.assert_allclose(getattr(ours, attr)["W1"], getattr(ref, attr)["W1"], rtol=1e-12,
+                                       atol=1e-300, err_msg=f"{name}.{attr}")
+    if name == "Adam":
+        assert ours.t == ref.t == len(grad_seq)
+
+
+def test_the_chapters_other_names_reach_the_same_values():
+    mom = optim.Momentum(learning_rate=0.1)
+    assert mom.v is mom.velocity
+    mom.update({"w": np.ones(2)}, {"w": np.ones(2)})
+    np.testing.assert_array_equal(mom.v["w"], [-0.1, -0.1])
+    nes = optim.Nesterov(learning_rate=0.1)
+    assert nes.v is nes.velocity
+    for cls in (optim.AdaGrad, optim.RMSprop, optim.Adam):
+        opt = cls(eps=1e-6)
+        assert opt.epsilon == 1e-6
+        opt.epsilon = 1e-7
+        assert opt.eps == 1e-7
+
+
+def test_state_is_empty_before_the_first_update_and_t_counts_updates():
+    a = Tensor(np.ones(2), requires_grad=True)
+    b = Tensor(np.ones(2), requires_grad=True)
+    opt = optim.Adam([a, b])
+    assert (opt.m, opt.v, opt.t) == ({}, {}, 0)
+    opt.step()  # no gradients yet: nothing to update, nothing counted
+    assert (opt.m, opt.t) == ({}, 0)
+    a.grad = np.ones(2)
+    opt.step()
+    b.grad = np.ones(2)
+    opt.step()
+    assert opt.t == 2 and sorted(opt.m) == [0, 1]
+
+
+def test_adams_bias_correction_uses_the_one_shared_count_t():
+    # As in the chapter, t counts the updates, not each parameter's: b starts at step 2 and is corrected with t = 2.
+    a = Tensor(np.zeros(1), requires_grad=True)
+    b = Tensor(np.zeros(1), requires_grad=True)
+    opt = optim.Adam([a, b], lr=0.1)
+    a.grad = np.ones(1)
+    opt.step()
+    b.grad = np.full(1, 2.0)
+    opt.step()
+    m_hat = (0.1 * 2.0) / (1 - 0.9**2)
+    v_hat = (0.001 * 4.0) / (1 - 0.999**2)
+    np.testing.assert_allclose(b.data, -0.1 * m_hat / (np.sqrt(v_hat) + 1e-8), rtol=1e-12)
+
+
+@pytest.mark.parametrize("opt_cls", ALL)
+def test_step_bumps_the_version_of_every_parameter_it_changes(opt_cls):
+    a = Tensor(np.ones(3), requires_grad=True)
+    b = Tensor(np.ones(2), requires_grad=True)
+    opt = opt_cls([a, b])
+    a_version, b_version = a._version, b._version
+    a.grad = np.ones(3)
+    opt.step()
+    opt.step()
+    assert a._version == a_version + 2
+    assert b._version == b_version  # no grad: not changed, not bumped
+
+
+# ---------------------------------------------------------------------- a learner's own optimizer (docs/custom.md)
+class SignMomentum(optim.Optimizer):
+    """v ← βv + (1 − β) ∂L/∂w、w ← w − η sign(v)。"""
+
+    hyperparameters = ("beta",)
+    state_names = ("v",)
+
+    def __init__(self, params=None, lr=0.01, beta=0.9, *, learning_rate=None):
+        super().__init__(params, lr, learning_rate)
+        self.beta = beta
+
+    def update_param(self, key, w, g):
+        v = self.v[key]
+        v[...] = self.beta * v + (1 - self.beta) * g
+        w -= self.lr * np.sign(v)
+
+
+def _sign_momentum_by_hand(w, grads, lr, beta):
+    """The weights after each step, and the last v."""
+    v, ws = np.zeros_like(w), []
+    for g in grads:
+        v = beta * v + (1 - beta) * g
+        w = w - lr * np.sign(v)
+        ws.append(w)
+    return ws, v
+
+
+@given(grad_lists, st.floats(1e-3, 1.0), st.floats(0, 0.99))
+def test_a_learners_optimizer_works_with_step(grads, lr, beta):
+    got = _run_steps(SignMomentum, grads, w_start, lr=lr, beta=beta)
+    expected, _ = _sign_momentum_by_hand(w_start, grads, lr, beta)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+@given(grad_lists, st.floats(1e-3, 1.0), st.floats(0, 0.99))
+def test_a_learners_optimizer_works_with_update_and_its_state_is_readable(grads, lr, beta):
+    opt = SignMomentum(learning_rate=lr, beta=beta)
+    params = {"w": w_start.copy()}
+    array = params["w"]
+    for g in grads:
+        opt.update(params, {"w": g})
+    ws, v = _sign_momentum_by_hand(w_start, grads, lr, beta)
+    assert params["w"] is array and opt.t == len(grads)
+    np.testing.assert_allclose(params["w"], ws[-1], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(opt.v["w"], v, rtol=1e-12, atol=1e-300)
+
+
+def test_a_learners_optimizer_gets_weight_decay_version_bumps_and_saving(tmp_path):
+    class DecayedSign(SignMomentum):
+        hyperparameters = ("beta", "weight_decay")
+
+    p = Tensor(np.array([1.0, -1.0]), requires_grad=True)
+    opt = DecayedSign([p], lr=0.1, beta=0.5)
+    opt.weight_decay = 4.0  # λw outweighs the gradient: the step follows the sign of w
+    p.grad = np.array([-1.0, 1.0])
+    opt.step()
+    np.testing.assert_allclose(p.data, [0.9, -0.9])
+    assert p._version == 1
+    tg.save(opt.state_dict(), tmp_path / "opt.npz")
+    again = DecayedSign([Tensor(np.zeros(2), requires_grad=True)], lr=0.5)
+    again.load_state_dict(tg.load(tmp_path / "opt.npz"))
+    assert (again.lr, again.beta, again.weight_decay, again.t) == (0.1, 0.5, 4.0, 1)
+    np.testing.assert_array_equal(again.v[0], opt.v[0])
+
+
+def test_learning_rate_works_with_a_learners_own_default_lr():
+    class Slow(SignMomentum):
+        def __init__(self, params=None, lr=0.5, *, learning_rate=None):
+            super().__init__(params, lr, learning_rate=learning_rate)
+
+    assert Slow(learning_rate=0.2).lr == 0.2
+    with pytest.raises(TypeError, match="not both"):
+        Slow(lr=0.3, learning_rate=0.2)
+
+
+def test_an_optimizer_without_update_param_says_what_to_write():
+    class Empty(optim.Optimizer):
+        def __init__(self, params=None, lr=0.1):
+            super().__init__(params, lr, None)
+
+    with pytest.raises(NotImplementedError, match=r"update_param\(self, key, w, g\)"):
+        Empty().update({"w": np.ones(2)}, {"w": np.ones(2)})
+
+
+# ---------------------------------------------------------------------- wrong gradients change nothing
+@pytest.mark.parametrize("opt_cls", ALL)
+def test_a_wrong_shaped_grad_in_step_is_refused_before_any_parameter_changes(opt_cls):
+    a = Tensor(np.ones(3), requires_grad=True)
+    b = Tensor(np.ones(2), requires_grad=True)
+    opt = opt_cls([a, b])
+    a.grad, b.grad = np.ones(3), np.ones((2, 1))
+    with pytest.raises(ValueError, match=r"parameter 1: grad has shape \(2, 1\) but the parameter has shape \(2,\)"):
+        opt.step()
+    np.testing.assert_array_equal(a.data, np.ones(3))
+    assert opt.t == 0 and a._version == 0
+    assert all(getattr(opt, name) == {} for name in opt_cls.state_names)
+
+
+@pytest.mark.parametrize("opt_cls", ALL)
+def test_a_wrong_shaped_grad_in_update_is_refused_before_any_array_changes(opt_cls):
+    opt = opt_cls(learning_rate=0.1)
+    params = {"a": np.ones(3), "b": np.ones(2)}
+    with pytest.raises(ValueError, match=r"grads\['b'\] has shape \(3,\) but params\['b'\] has shape \(2,\)"):
+        opt.update(params, {"a": np.ones(3), "b": np.ones(3)})
+    np.testing.assert_array_equal(params["a"], np.ones(3))
+    assert opt.t == 0
+
+
+@pytest.mark.parametrize("params, grads, error, match", [
+    ({"w": np.ones(2)}, {}, KeyError, "no entry for parameter 'w'"),
+    ({"w": [1.0, 2.0]}, {"w": np.ones(2)}, TypeError, "floating-point ndarray.*list"),
+    ({"w": np.ones(2, dtype=np.int64)}, {"w": np.ones(2)}, TypeError, "floating-point ndarray.*int64"),
+])
+def test_update_refuses_what_it_cannot_update_in_place(params, grads, error, match):
+    with pytest.raises(error, match=match):
+        optim.SGD(learning_rate=0.1).update(params, grads)
+
+
+def test_update_on_an_optimizer_built_with_params_points_to_step():
+    opt = optim.SGD([Tensor(np.ones(2), requires_grad=True)])
+    with pytest.raises(RuntimeError, match="step"):
+        opt.update({"w": np.ones(2)}, {"w": np.ones(2)})
 
 
 # ---------------------------------------------------------------------- gradient clipping

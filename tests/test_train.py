@@ -182,7 +182,7 @@ def test_keyboard_interrupt_mid_epoch_returns_the_history_so_far():
     assert history.interrupted
     assert history.epochs == 2  # one full epoch and the two finished batches of the second
     assert calls["n"] == 7
-    assert opt.state[0]["step"] == 4 + 2
+    assert opt.t == 4 + 2
 
 
 def test_ctrl_c_finishes_the_current_batch_then_stops():
@@ -193,7 +193,7 @@ def test_ctrl_c_finishes_the_current_batch_then_stops():
     loss_fn, calls = _counting_loss(3, lambda: signal.raise_signal(signal.SIGINT))
     history = train.fit(model, loss_fn, opt, data.DataLoader(X, y, 16, rng=0), 10, progress=False)
     assert history.interrupted and history.epochs == 1
-    assert calls["n"] == 3 and opt.state[0]["step"] == 3  # the interrupted batch was still applied
+    assert calls["n"] == 3 and opt.t == 3  # the interrupted batch was still applied
     assert signal.getsignal(signal.SIGINT) is handler_before
 
 

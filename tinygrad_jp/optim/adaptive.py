@@ -8,26 +8,17 @@ from typing import Any
 import numpy as np
 
 from ..tensor import Tensor
-from .optimizer import Optimizer, check_nonnegative, check_positive, check_unit
-
-
-def _scaled_step(w: np.ndarray, g: np.ndarray, h: np.ndarray, scratch: list[np.ndarray], lr: float,
-                 eps: float) -> None:
-    """w ← w − η g / (√h + ε), in the chapter's order of operations."""
-    denom = np.sqrt(h, out=scratch[0])
-    denom += eps
-    step = np.multiply(g, lr, out=scratch[1])
-    step /= denom
-    w -= step
+from .optimizer import Optimizer, alias, check_nonnegative, check_positive, check_unit
 
 
 class AdaGrad(Optimizer):
-    """AdaGrad。 h ← h + (∂L/∂w)²,  w ← w − η/(√h + ε) ∂L/∂w"""
+    """AdaGrad。 h ← h + (∂L/∂w)²,  w ← w − η/(√h + ε) ∂L/∂w
 
-    _default_lr = 0.01
+    h は ``opt.h[key]``。ε は ``eps`` (別名 ``epsilon``)。
+    """
+
     hyperparameters = ("eps", "weight_decay")
     state_names = ("h",)
-    n_scratch = 2
 
     def __init__(self, params: Iterable[Tensor] | None = None, lr: float = 0.01, eps: float = 1e-8, *,
                  learning_rate: float | None = None, weight_decay: float = 0.0) -> None:
@@ -35,20 +26,22 @@ class AdaGrad(Optimizer):
         self.eps = check_positive("eps", eps)
         self.weight_decay = check_nonnegative("weight_decay", weight_decay)
 
-    def update_one(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any], scratch: list[np.ndarray],
-                   lr: float) -> None:
-        h = state["h"]
-        h += np.multiply(g, g, out=scratch[0])
-        _scaled_step(w, g, h, scratch, lr, self.eps)
+    epsilon = alias("eps", "``eps`` の別名 (第3章のクラスの属性名)。")
+
+    def update_param(self, key: Any, w: np.ndarray, g: np.ndarray) -> None:
+        h = self.h[key]
+        h += g**2
+        w -= self.lr * g / (np.sqrt(h) + self.eps)
 
 
 class RMSprop(Optimizer):
-    """RMSprop。 h ← βh + (1 − β)(∂L/∂w)²,  w ← w − η/(√h + ε) ∂L/∂w  (β = ``decay_rate``)"""
+    """RMSprop。 h ← βh + (1 − β)(∂L/∂w)²,  w ← w − η/(√h + ε) ∂L/∂w  (β = ``decay_rate``)
 
-    _default_lr = 0.01
+    h は ``opt.h[key]``。ε は ``eps`` (別名 ``epsilon``)。
+    """
+
     hyperparameters = ("decay_rate", "eps", "weight_decay")
     state_names = ("h",)
-    n_scratch = 2
 
     def __init__(self, params: Iterable[Tensor] | None = None, lr: float = 0.01, decay_rate: float = 0.99,
                  eps: float = 1e-8, *, learning_rate: float | None = None, weight_decay: float = 0.0) -> None:
@@ -57,11 +50,9 @@ class RMSprop(Optimizer):
         self.eps = check_positive("eps", eps)
         self.weight_decay = check_nonnegative("weight_decay", weight_decay)
 
-    def update_one(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any], scratch: list[np.ndarray],
-                   lr: float) -> None:
-        h = state["h"]
-        h *= self.decay_rate
-        g2 = np.multiply(g, g, out=scratch[0])
-        g2 *= 1 - self.decay_rate
-        h += g2
-        _scaled_step(w, g, h, scratch, lr, self.eps)
+    epsilon = alias("eps", "``eps`` の別名 (第3章のクラスの属性名)。")
+
+    def update_param(self, key: Any, w: np.ndarray, g: np.ndarray) -> None:
+        h = self.h[key]
+        h[...] = self.decay_rate * h + (1 - self.decay_rate) * g**2
+        w -= self.lr * g / (np.sqrt(h) + self.eps)

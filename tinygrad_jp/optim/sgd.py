@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..tensor import Tensor
-from .optimizer import Optimizer, check_nonnegative, check_unit
+from .optimizer import Optimizer, alias, check_nonnegative, check_unit
 
 
 class SGD(Optimizer):
@@ -17,7 +17,6 @@ class SGD(Optimizer):
     ``weight_decay`` > 0 なら勾配に λw を足す (L2 正則化)。
     """
 
-    _default_lr = 0.01
     hyperparameters = ("weight_decay",)
 
     def __init__(self, params: Iterable[Tensor] | None = None, lr: float = 0.01, *,
@@ -25,18 +24,18 @@ class SGD(Optimizer):
         super().__init__(params, lr, learning_rate)
         self.weight_decay = check_nonnegative("weight_decay", weight_decay)
 
-    def update_one(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any], scratch: list[np.ndarray],
-                   lr: float) -> None:
-        step = np.multiply(g, lr, out=scratch[0])
-        w -= step
+    def update_param(self, key: Any, w: np.ndarray, g: np.ndarray) -> None:
+        w -= self.lr * g
 
 
 class Momentum(Optimizer):
-    """Momentum。 v ← βv − η ∂L/∂w,  w ← w + v  (β = ``momentum``, 通常 0.9)"""
+    """Momentum。 v ← βv − η ∂L/∂w,  w ← w + v  (β = ``momentum``, 通常 0.9)
 
-    _default_lr = 0.01
+    速度 v は ``opt.velocity[key]`` (別名 ``opt.v``)。
+    """
+
     hyperparameters = ("momentum", "weight_decay")
-    state_names = ("v",)
+    state_names = ("velocity",)
 
     def __init__(self, params: Iterable[Tensor] | None = None, lr: float = 0.01, momentum: float = 0.9, *,
                  learning_rate: float | None = None, weight_decay: float = 0.0) -> None:
@@ -44,11 +43,11 @@ class Momentum(Optimizer):
         self.momentum = check_unit("momentum", momentum)
         self.weight_decay = check_nonnegative("weight_decay", weight_decay)
 
-    def update_one(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any], scratch: list[np.ndarray],
-                   lr: float) -> None:
-        v = state["v"]
-        v *= self.momentum
-        v -= np.multiply(g, lr, out=scratch[0])
+    v = alias("velocity", "``velocity`` の別名 (速度 v)。")
+
+    def update_param(self, key: Any, w: np.ndarray, g: np.ndarray) -> None:
+        v = self.velocity[key]
+        v[...] = self.momentum * v - self.lr * g
         w += v
 
 
@@ -58,14 +57,7 @@ class Nesterov(Momentum):
     v ← βv − η ∂L/∂w,  w ← w + βv − η ∂L/∂w  (更新後の v を使う。PyTorch の nesterov=True と同じ)
     """
 
-    n_scratch = 2
-
-    def update_one(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any], scratch: list[np.ndarray],
-                   lr: float) -> None:
-        v = state["v"]
-        lr_g = np.multiply(g, lr, out=scratch[0])
-        v *= self.momentum
-        v -= lr_g
-        w -= lr_g
-        w += np.multiply(v, self.momentum, out=scratch[1])
-
+    def update_param(self, key: Any, w: np.ndarray, g: np.ndarray) -> None:
+        v = self.velocity[key]
+        v[...] = self.momentum * v - self.lr * g
+        w += self.momentum * v - self.lr * g
