@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -63,6 +64,15 @@ def test_interactive_flag_reaches_the_stepper(tmp_path, capsys, monkeypatch):
     assert cli.main(["demo", "backprop_steps", "--interactive", "--out", str(tmp_path)]) == 0
     steps = capsys.readouterr().out.count("\n[")
     assert steps > 5 and len(prompts) == steps - 1
+
+
+def test_the_help_of_backprop_steps_names_what_the_demo_prints(tmp_path, capsys):
+    cli.main(["demo", "backprop_steps", "--out", str(tmp_path)])
+    printed = capsys.readouterr().out
+    promised = re.search(r"\((.*)\)", demos.DEMOS["backprop_steps"][1]).group(1).split("・")
+    assert len(promised) == 3
+    for words in promised:
+        assert words in printed, words
 
 
 def test_demo_all_runs_each_demo_in_order(tmp_path, capsys, monkeypatch):

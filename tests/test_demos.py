@@ -117,6 +117,11 @@ def test_he_keeps_relu_activations_alive_while_small_weights_collapse_them():
     assert tiny[-1] < tiny[0] * 1e-3
 
 
+def test_weight_init_figures_name_the_activations_as_the_activation_table_does():
+    assert list(wi_demo.DISPLAY) == list(wi_demo.ACTIVATIONS)
+    assert set(wi_demo.DISPLAY.values()) <= set(act_demo.TABLE)
+
+
 # ---------------------------------------------------------------------- optimizers
 class ChapterSGD:
     def __init__(self, learning_rate=0.01):

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
+import io
 import re
+import sys
+import tokenize
 import traceback
 from pathlib import Path
 
@@ -22,8 +26,9 @@ PAGES = [*sorted(DOCS.glob("*.md")), ROOT / "README.md"]
 
 # A fence opens with ``` and an optional language, and closes with a bare ``` line.
 FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```[ \t]*$", re.M | re.S)
-# Languages a fence may carry: only python blocks run; bash holds commands; text holds printed output.
-LANGUAGES = {"python", "bash", "text", "dot"}
+# Languages a fence may carry: only python blocks run; py quotes source that does not run (docs/engine.md);
+# bash holds commands; text holds printed output.
+LANGUAGES = {"python", "py", "bash", "text", "dot"}
 
 CHAPTER_PAGES = ["activations", "vanishing_gradient", "optimizers", "lr_scheduling", "initialization"]
 REQUIRED_PAGES = ["index", "getting_started", *CHAPTER_PAGES, "api", "chapter_map", "custom"]
@@ -123,16 +128,106 @@ def sandbox(tmp_path, monkeypatch):
     plt.close("all")
 
 
+# ---------------------------------------------------------------------- printed output matches the comments
+# A comment on a print states what it prints after an arrow: `print(x.grad)  # dy/dx = 2x → [2. 4. 6.]`.
+# Words before the arrow explain; after it comes the output, exactly (spacing aside), or after ≈ rounded.
+ARROW = "→"
+# A comment that starts like a printed value must use the arrow, so that it is checked too.
+LOOKS_LIKE_OUTPUT = re.compile(r"^(?:[\[(<'\"\d≈-]|(?:True|False|None)\b|[A-Z]\w*\()")
+
+
+def print_claims(code: str) -> dict[tuple[int, int], str]:
+    """(first line, last line) of each print statement with a comment → the comment's text."""
+    comments = {tok.start[0]: tok.string[1:].strip() for tok in tokenize.generate_tokens(io.StringIO(code).readline)
+                if tok.type == tokenize.COMMENT}
+    claims = {}
+    for node in ast.walk(ast.parse(code)):
+        call = getattr(node, "value", None)
+        if isinstance(node, ast.Expr) and isinstance(call, ast.Call) and getattr(call.func, "id", None) == "print":
+            comment = comments.get(node.end_lineno)
+            if comment is not None:
+                claims[(node.lineno, node.end_lineno)] = comment
+    return claims
+
+
+def normalized(text: str) -> str:
+    text = " ".join(text.split())
+    return re.sub(r" +([\])])", r"\1", re.sub(r"([\[(]) +", r"\1", text))
+
+
+NUMBER = re.compile(r"-?\d+(?:\.\d*)?(?:e[-+]?\d+)?")
+
+
+def matches(claim: str, printed: str) -> bool:
+    """Whether `printed` is what `claim` says: the same text, or with ≈ the same numbers to the digits shown."""
+    if not claim.startswith("≈"):
+        return normalized(claim) == normalized(printed)
+    shown, actual = NUMBER.findall(claim), [float(v) for v in NUMBER.findall(printed)]
+    if len(shown) != len(actual):
+        return False
+    for token, value in zip(shown, actual):
+        decimals = len(token.split(".")[1]) if "." in token else 0
+        if abs(value - float(token)) > 0.5 * 10.0**-decimals + 1e-12 * abs(value):
+            return False
+    return True
+
+
+def test_claims_compare_output_exactly_or_to_the_digits_shown():
+    assert matches("[2. 4. 6.]", "[2. 4. 6.]\n") and matches("[[1. 2.] [3. 4.]]", "[[1. 2.]\n [3. 4.]]")
+    assert matches("[0.01 1.]", "[0.01 1.  ]") and not matches("[2. 4. 6.]", "[2. 4. 7.]")
+    assert matches("≈ [-1, -0.632, 1000]", "[-9.99954600e-01 -6.32120559e-01  1.00000000e+03]")
+    assert not matches("≈ [-1, -0.632, 1000]", "[-9.99954600e-01 -6.33120559e-01  1.00000000e+03]")
+    assert not matches("≈ [0.25]", "[0.25 0.1]")
+
+
+class Printed:
+    """A print for the examples: keeps what each line of each block printed (by file name and line)."""
+
+    def __init__(self):
+        self.by_line: dict[tuple[str, int], list[str]] = {}
+
+    def __call__(self, *args, **kwargs):
+        if kwargs.get("file") is not None:
+            return print(*args, **kwargs)
+        out = io.StringIO()
+        print(*args, file=out, **kwargs)
+        frame = sys._getframe(1)
+        self.by_line.setdefault((frame.f_code.co_filename, frame.f_lineno), []).append(out.getvalue())
+        return None
+
+
+def check_claims(filename: str, code: str, printed: Printed) -> list[str]:
+    problems = []
+    for (first, last), comment in print_claims(code).items():
+        where = f"{filename}, line {last}"
+        if ARROW not in comment:
+            if LOOKS_LIKE_OUTPUT.match(comment):
+                problems.append(f"{where}: the comment '# {comment}' reads like output: write it as '# → {comment}'")
+            continue
+        claim = comment.rsplit(ARROW, 1)[1].strip()
+        outputs = [text for (name, line), texts in printed.by_line.items() if name == filename
+                   and first <= line <= last for text in texts]
+        if len(outputs) != 1:
+            problems.append(f"{where}: expected one printout to compare with '{claim}', got {len(outputs)}")
+        elif not matches(claim, outputs[0]):
+            problems.append(f"{where}: the comment says {claim!r} but it prints {outputs[0].rstrip()!r}")
+    return problems
+
+
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
-def test_python_examples_run_in_order(page, sandbox):
+def test_python_examples_run_in_order_and_print_what_their_comments_say(page, sandbox):
     blocks = [(code, line) for lang, code, line in fences(page.read_text(encoding="utf-8")) if lang == "python"]
-    namespace: dict = {"__name__": f"docs_{page.stem}"}
+    printed = Printed()
+    namespace: dict = {"__name__": f"docs_{page.stem}", "print": printed}
+    problems = []
     for number, (code, line) in enumerate(blocks, 1):
+        filename = f"{page.name} (python block {number}, line {line})"
         try:
-            exec(compile(code, f"{page.name} (python block {number}, line {line})", "exec"), namespace)
+            exec(compile(code, filename, "exec"), namespace)
         except Exception:
-            where = f"{page.name}: python block {number} (line {line})"
-            pytest.fail(f"{where} failed:\n{traceback.format_exc()}", pytrace=False)
+            pytest.fail(f"{filename} failed:\n{traceback.format_exc()}", pytrace=False)
+        problems += check_claims(filename, code, printed)
+    assert not problems, "\n".join(problems)
 
 
 def test_chapter_pages_have_examples_and_figures():

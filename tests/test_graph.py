@@ -1,4 +1,4 @@
-"""計算グラフ: DOT テキストにすべての演算と名前つきテンソルが現れ、図はノード 1 つに patch 1 つ。"""
+"""計算グラフ: DOT テキストと図に同じノードと辺が現れ、どのノードにも演算か名前が書かれ、凡例が色を説明する。"""
 
 import re
 import shutil
@@ -14,6 +14,9 @@ import pytest
 from matplotlib.patches import Ellipse, FancyBboxPatch
 
 from tinygrad_jp import Tensor
+from tinygrad_jp.demos import backprop_steps as bp_demo
+from tinygrad_jp.demos import graph as graph_demo
+from tinygrad_jp.inspect import backprop_steps
 from tinygrad_jp.viz import draw_graph, to_dot
 
 
@@ -88,31 +91,98 @@ def test_graphviz_accepts_the_dot_text(tmp_path):
     assert out.stat().st_size > 0
 
 
-def test_drawing_has_one_patch_per_node_and_no_warnings(tmp_path):
+def nodes_of(fig):
+    """The drawn nodes: key → (patch, label text, centre), and the drawn edges as (source key, target key)."""
+    ax = fig.axes[0]
+    patches = {p.get_gid().split(":", 1)[1]: p for p in ax.patches if (p.get_gid() or "").startswith("node:")}
+    texts = {t.get_gid().split(":", 1)[1]: t for t in ax.texts if (t.get_gid() or "").startswith("label:")}
+    edges = [tuple(p.get_gid().split(":", 1)[1].split("->")) for p in ax.patches
+             if (p.get_gid() or "").startswith("edge:")]
+    return {k: (patches[k], texts[k].get_text(), texts[k].get_position()) for k in patches}, edges
+
+
+def test_drawing_has_one_patch_and_one_label_per_node_and_one_arrow_per_edge(tmp_path):
     loss = mlp_loss()
     dot = to_dot(loss)
-    nodes, edges = parse(dot)
+    dot_nodes, dot_edges = parse(dot)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fig = draw_graph(loss, tmp_path / "deep" / "graph.png")
     assert (tmp_path / "deep" / "graph.png").stat().st_size > 1000
-    ax = fig.axes[0]
-    n_ops = len(op_keys(dot))
-    assert len(ax.patches) == len(nodes)
-    assert sum(isinstance(p, Ellipse) for p in ax.patches) == n_ops
-    assert sum(isinstance(p, FancyBboxPatch) for p in ax.patches) == len(nodes) - n_ops
-    arrows = [t for t in ax.texts if t.get_text() == "" and t.arrow_patch is not None]
-    assert len(arrows) == len(edges)
-    shown = {t.get_text() for t in ax.texts}
-    for name in ("X", "W1", "W2", "h"):
-        assert any(s.split("\n")[0] == name for s in shown)
+    drawn, edges = nodes_of(fig)
+    assert set(drawn) == set(dot_nodes) and sorted(edges) == sorted(dot_edges)
+    ops = op_keys(dot)
+    for key, (patch, text, centre) in drawn.items():
+        assert isinstance(patch, Ellipse if key in ops else FancyBboxPatch)
+        assert text == dot_nodes[key].replace("\\n", "\n")
+        assert patch.contains_point(fig.axes[0].transData.transform(centre))  # the label sits in its node
 
 
-def test_drawing_puts_inputs_left_of_the_ops_that_use_them():
-    fig = draw_graph(expression())
-    ax = fig.axes[0]
-    centers = {t.get_text().split("\n")[0]: t.get_position()[0] for t in ax.texts if t.get_text()}
-    assert centers["x"] < centers["Mul"] < centers["Add"] < centers["Pow"] < centers["Sum"] < centers["f"]
+def test_every_node_is_labelled_with_its_op_or_its_name_as_the_stepper_calls_it():
+    for loss in (expression(), mlp_loss(), graph_demo.small_expression(), bp_demo.tiny_network()[0]):
+        drawn, _ = nodes_of(draw_graph(loss))
+        firsts = {text.split("\n")[0] for _, text, _ in drawn.values()}
+        assert "()" not in firsts and "" not in firsts
+        # Every tensor the stepper visits is drawn under the name the stepper prints, and every op by its name.
+        steps = list(backprop_steps(loss, retain_graph=True))
+        assert {s.label for s in steps} <= firsts
+        assert {s.op for s in steps if s.op} <= firsts
+
+
+def test_the_legend_explains_every_colour_in_the_drawing():
+    fig = draw_graph(mlp_loss())
+    legend = fig.legends[0]
+    texts = [t.get_text() for t in legend.get_texts()]
+    assert texts == ["パラメータ (requires_grad の葉)", "定数・データ (勾配なし)", "途中の値", "出力",
+                     "演算 (Function)"]
+    drawn, _ = nodes_of(fig)
+    fills = {matplotlib.colors.to_hex(patch.get_facecolor()) for patch, _, _ in drawn.values()}
+    handles = legend.legend_handles
+    shown = {matplotlib.colors.to_hex(h.get_facecolor() if hasattr(h, "get_facecolor") else h.get_markerfacecolor())
+             for h in handles}
+    assert fills == shown
+
+
+def test_forward_flows_downwards_and_a_long_graph_wraps_into_a_readable_shape():
+    for loss in (expression(), mlp_loss(), bp_demo.tiny_network()[0]):
+        fig = draw_graph(loss)
+        drawn, edges = nodes_of(fig)
+        width, height = fig.get_size_inches()
+        # Readable in a README table cell: not a strip; at most about 8 inches (800 px) wide.
+        assert 0.5 <= height / width <= 2.5 and width <= 8.0, (width, height)
+        for src, dst in edges:
+            (x0, y0), (x1, y1) = drawn[src][2], drawn[dst][2]
+            assert y0 > y1 or x0 < x1, (drawn[src][1], drawn[dst][1])  # above it, or in a band further left
+    # The tiny network's chain of 19 levels is wrapped: its first and last nodes are side by side.
+    drawn, _ = nodes_of(draw_graph(bp_demo.tiny_network()[0]))
+    centre = {text.split("\n")[0]: pos for _, text, pos in drawn.values()}
+    assert centre["x"][0] < centre["L"][0]
+
+
+def test_highlight_draws_the_tensor_and_the_op_that_made_it_in_red():
+    loss, t = bp_demo.tiny_network()
+    drawn, _ = nodes_of(draw_graph(loss, highlight=t["h"]))
+    red = {text.split("\n")[0] for patch, text, _ in drawn.values()
+           if matplotlib.colors.to_hex(patch.get_edgecolor()) != "#000000"}
+    assert red == {"h", "Sigmoid"}
+    thick = {text.split("\n")[0] for patch, text, _ in drawn.values() if patch.get_linewidth() > 2}
+    assert thick == {"h", "Sigmoid"}
+    drawn, _ = nodes_of(draw_graph(loss, highlight=[t["W1"], t["L"]]))
+    red = {text.split("\n")[0] for patch, text, _ in drawn.values()
+           if matplotlib.colors.to_hex(patch.get_edgecolor()) != "#000000"}
+    assert red == {"W1", "L", "Sum"}
+    with pytest.raises(ValueError, match="not part of this graph"):
+        draw_graph(loss, highlight=Tensor([1.0], name="elsewhere"))
+    with pytest.raises(TypeError, match="Tensor"):
+        draw_graph(loss, highlight="h")
+
+
+def test_the_dot_text_carries_the_same_labels_and_a_legend():
+    dot = to_dot(bp_demo.tiny_network()[0])
+    nodes, _ = parse(dot)
+    assert "rankdir=TB" in dot and "凡例" in dot
+    for name in ("xW1", "z1", "h", "hW2", "L"):
+        assert any(label.split("\\n")[0] == name for label in nodes.values()), name
 
 
 def test_released_graph_is_reported():

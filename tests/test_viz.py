@@ -187,6 +187,21 @@ def test_activation_histograms_form_a_grid(tmp_path):
     _render(fig, tmp_path)
 
 
+def test_each_histogram_panel_spans_its_own_data_and_states_its_std():
+    rng = np.random.default_rng(2)
+    layers = [rng.standard_normal((200, 5)) * scale for scale in (1e-6, 1.0, 1e5)]  # vanishing → exploding
+    fig = viz.plot_activation_histograms({"std = 1": layers}, bins=12)
+    for ax, a in zip(fig.axes, layers):
+        lo, hi = ax.get_xlim()
+        span = a.max() - a.min()
+        # The bars fill the panel: the axis reaches the data's extremes and hardly beyond.
+        assert lo <= a.min() and hi >= a.max() and hi - lo <= 1.2 * span
+        bars = ax.patches
+        np.testing.assert_allclose([bars[0].get_x(), bars[-1].get_x() + bars[-1].get_width()], [a.min(), a.max()])
+        (label,) = [t.get_text() for t in ax.texts]
+        assert label == f"std {a.std():.3g}"
+
+
 def test_histograms_accept_tensors_and_a_fixed_range():
     fig = viz.plot_activation_histograms([Tensor(np.full((3, 3), 0.5))], bins=4, range=(0.0, 1.0))
     heights = [p.get_height() for p in fig.axes[0].patches]

@@ -11,15 +11,17 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 import numpy as np
 
 from . import ops
-from .activations import _ActivationFunction
+from .activations import _ActivationFunction, _LogSoftmaxFunction, _SoftmaxFunction
 from .autograd import Function, _root_grad, backward_steps, toposort
+from .losses import _MeanSquaredError, _SoftmaxCrossEntropy
+from .nn.linear import LinearFunction
 from .tensor import Tensor
 
 # Ops whose output element i depends only on element i of each (broadcast) input: their Jacobian is
@@ -29,18 +31,174 @@ _ELEMENTWISE = (
     ops.Clip, ops.Maximum, ops.Minimum, ops.Where, ops.Cast, _ActivationFunction,
 )
 
-# What the other ops do with the upstream gradient g, in words.
-_RULES = {
-    "Sum": ("g を元の形に広げる (各要素の偏微分は 1)",),
-    "Max": ("最大値の位置にだけ g を送る (同点なら等分)",),
-    "Min": ("最小値の位置にだけ g を送る (同点なら等分)",),
-    "Reshape": ("g を元の形に戻す",),
-    "Transpose": ("g の軸を元の順に戻す",),
-    "BroadcastTo": ("広げた軸について g の和をとる",),
-    "GetItem": ("取り出した位置に g を置き、他は 0",),
-    "Concatenate": ("g を入力ごとの区間に切り分ける",),
-    "Stack": ("g を入力ごとに切り分ける",),
+
+class _Node(NamedTuple):
+    """One op application as the stepper explains it: the op, its output y (label `out`), its inputs."""
+
+    fn: Function
+    y: np.ndarray
+    xs: list[np.ndarray]
+    names: list[str]
+    out: str
+
+
+# Each explainer returns, per input, (the local derivative ∂y/∂x, how ∂L/∂x is formed from g = ∂L/∂y).
+_Words = tuple[Any, str]
+
+
+def _elementwise(n: _Node) -> list[_Words]:
+    raw = n.fn.backward(np.ones_like(n.y), n.y, *n.xs)
+    raw = raw if type(raw) is tuple else (raw,)
+    words = []
+    for x, name, d in zip(n.xs, n.names, raw):
+        local = None if d is None else np.broadcast_to(np.asarray(d), n.y.shape).copy()
+        rule = f"g ⊙ ∂{n.out}/∂{name}"
+        if x.shape != n.y.shape:  # a broadcast input: the engine sums the product back to its shape
+            rule = f"{rule} を広げた軸について足して {name} の形 {_shape(x.shape)} に"
+        words.append((local, rule))
+    return words
+
+
+def _matrices(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A 1-D operand acts as a row (left) or a column (right), as in MatMul's backward."""
+    return (a.reshape(1, -1) if a.ndim == 1 else a), (b.reshape(-1, 1) if b.ndim == 1 else b)
+
+
+def _matmul(n: _Node) -> list[_Words]:
+    a, b = _matrices(*n.xs)
+    A, B = n.names
+    return [
+        (f"{B}ᵀ = {_fmt(b.swapaxes(-1, -2))} ({n.out} の各行 = {A} の各行 @ {B})", f"g @ {B}ᵀ"),
+        (f"{A} = {_fmt(a)} ({n.out} の各列 = {A} @ {B} の各列)", f"{A}ᵀ @ g"),
+    ]
+
+
+def _linear(n: _Node) -> list[_Words]:
+    x, W = n.xs[0], n.xs[1]
+    X, Wn = n.names[0], n.names[1]
+    bias = f" + {n.names[2]}" if len(n.xs) == 3 else ""
+    words = [
+        (f"{Wn}ᵀ = {_fmt(W.T)} ({n.out} の各行 = {X} の各行 @ {Wn}{bias})", f"g @ {Wn}ᵀ"),
+        (f"{X} = {_fmt(x.reshape(-1, x.shape[-1]))} ({n.out} の各列 = {X} @ {Wn} の各列{bias})", f"{X}ᵀ @ g"),
+    ]
+    if bias:
+        words.append((f"1 ({n.out} のどの行にも同じ {n.names[2]} を足す)", "g の行についての和 Σₙ g[n, :]"))
+    return words
+
+
+def _sum(n: _Node) -> list[_Words]:
+    return [("1 (各要素)", f"g を {n.names[0]} の形 {_shape(n.xs[0].shape)} に広げる (どの要素にも同じ g)")]
+
+
+def _mean(n: _Node) -> list[_Words]:
+    count = n.xs[0].size // max(n.y.size, 1)
+    return [(f"1/{count} (各要素)", f"g/{count} を {n.names[0]} の形 {_shape(n.xs[0].shape)} に広げる")]
+
+
+def _extremum(n: _Node) -> list[_Words]:
+    which = "最大値" if n.fn.name == "Max" else "最小値"
+    return [(f"1 ({which}の位置、同点が k 個なら 1/k)、他は 0", f"g を{which}の位置に送り (同点なら等分)、他は 0")]
+
+
+def _reshape(n: _Node) -> list[_Words]:
+    return [("1 (同じ要素が形を変えただけ)", f"g を {n.names[0]} の形 {_shape(n.xs[0].shape)} に戻す")]
+
+
+def _transpose(n: _Node) -> list[_Words]:
+    axes = n.fn.axes
+    if axes is None:
+        back = "g を転置して戻す"
+    else:
+        back = f"g の軸を {tuple(int(i) for i in np.argsort(axes))} の順に並べて戻す"
+    return [("1 (同じ要素が並べ替わっただけ)", back)]
+
+
+def _broadcast(n: _Node) -> list[_Words]:
+    shape = _shape(n.xs[0].shape)
+    return [("1 (コピーされた各要素)", f"広げた軸について g の和をとり {n.names[0]} の形 {shape} に戻す")]
+
+
+def _getitem(n: _Node) -> list[_Words]:
+    return [("1 (取り出した位置)、他は 0", "取り出した位置に g を置き (何度も取り出した位置は足す)、他は 0")]
+
+
+def _concatenate(n: _Node) -> list[_Words]:
+    axis = n.fn.axis % n.y.ndim
+    words, start = [], 0
+    for x in n.xs:
+        stop = start + x.shape[axis]
+        part = f"軸 {axis} の区間 [{start}:{stop}]"
+        words.append((f"1 ({n.out} の{part})", f"g の{part} を切り出す"))
+        start = stop
+    return words
+
+
+def _stack(n: _Node) -> list[_Words]:
+    axis = n.fn.axis % n.y.ndim
+    return [(f"1 ({n.out} の軸 {axis} の {i} 番目)", f"g の軸 {axis} の {i} 番目を取り出す") for i in range(len(n.xs))]
+
+
+def _softmax(n: _Node) -> list[_Words]:
+    y = n.out
+    return [(f"{y}ᵢ(δᵢⱼ − {y}ⱼ) (i, j は軸 {n.fn.axis} に沿った同じ組の要素)", f"{y} ⊙ (g − Σ g ⊙ {y})")]
+
+
+def _log_softmax(n: _Node) -> list[_Words]:
+    s = f"softmax({n.names[0]})"
+    return [(f"δᵢⱼ − {s}ⱼ (i, j は軸 {n.fn.axis} に沿った同じ組の要素)", f"g − {s} ⊙ Σ g")]
+
+
+def _gradient_of_scalar(n: _Node) -> list[np.ndarray | None]:
+    """For a one-element output, backward(1) is the local derivative itself (in each input's shape)."""
+    raw = n.fn.backward(np.ones_like(n.y), n.y, *n.xs)
+    raw = raw if type(raw) is tuple else (raw,)
+    return [None if d is None else np.asarray(d) for d in raw]
+
+
+def _cross_entropy(n: _Node) -> list[_Words]:
+    (d,) = _gradient_of_scalar(n)
+    grad = f"(softmax({n.names[0]}) − onehot)/{n.xs[0].shape[0]}"
+    return [(f"{grad} = {_fmt(d)}", f"g × {grad}")]
+
+
+def _mse(n: _Node) -> list[_Words]:
+    ds = _gradient_of_scalar(n)
+    Y, T = n.names
+    grads = (f"2({Y} − {T})/{n.xs[0].size}", f"−2({Y} − {T})/{n.xs[0].size}")
+    return [(f"{grad} = {_fmt(d)}", f"g × {grad}") for grad, d in zip(grads, ds)]
+
+
+def _scatter(n: _Node) -> list[_Words]:
+    return [("1 (置いた位置)、他は 0", "g の置いた位置を取り出す")]
+
+
+def _unknown(n: _Node) -> list[_Words]:
+    rule = f"{n.fn.name}.backward(g)"
+    if n.y.size == 1:
+        return [(f"{n.fn.name}.backward(1) = {_fmt(d)}", rule) for d in _gradient_of_scalar(n)]
+    return [(f"(説明なし: {n.fn.name} の backward が g から直接計算する)", rule) for _ in n.xs]
+
+
+_EXPLAIN: dict[type, Callable[[_Node], list[_Words]]] = {
+    ops.MatMul: _matmul, LinearFunction: _linear, ops.Sum: _sum, ops.Mean: _mean, ops.Extremum: _extremum,
+    ops.Reshape: _reshape, ops.Transpose: _transpose, ops.BroadcastTo: _broadcast, ops.GetItem: _getitem,
+    ops.ScatterAdd: _scatter, ops.Concatenate: _concatenate, ops.Stack: _stack, _SoftmaxFunction: _softmax,
+    _LogSoftmaxFunction: _log_softmax, _SoftmaxCrossEntropy: _cross_entropy, _MeanSquaredError: _mse,
 }
+
+
+def _explain(fn: Function, y: np.ndarray, xs: list[np.ndarray], names: list[str], out: str,
+             ) -> tuple[list[Any], list[str | None]]:
+    """Per input: the local derivative ∂y/∂x and the rule that forms ∂L/∂x (None where no gradient is needed)."""
+    node = _Node(fn, y, xs, names, out)
+    if isinstance(fn, _ELEMENTWISE):
+        explainer = _elementwise
+    else:
+        explainer = next((_EXPLAIN[c] for c in type(fn).__mro__ if c in _EXPLAIN), _unknown)
+    words = explainer(node)
+    local = [w[0] if need else None for w, need in zip(words, fn.needs)]
+    rule = [w[1] if need else None for w, need in zip(words, fn.needs)]
+    return local, rule
 
 
 @dataclass
@@ -48,11 +206,13 @@ class BackpropStep:
     """逆伝播の 1 ステップ (1 つのテンソルに勾配が届いたところ)。
 
     * ``op``: このテンソルを作った演算の名前 (葉なら None)。``name``・``shape``: テンソルの名前と形。
-    * ``upstream``: 上流から届いた勾配 ∂L/∂y (ファンアウトがあれば合計済み)。
-    * ``inputs``: 演算の入力の表示名。``local``: 入力ごとの局所微分 ∂y/∂x。要素ごとの演算では
-      配列 (``backward`` に 1 を流した値)、行列積や和などでは何を掛けるかの説明文、勾配の要らない
-      入力では None。
-    * ``sent``: 入力ごとに送る勾配 ∂L/∂x (入力の形に和をとったもの、要らない入力では None)。
+    * ``upstream``: 上流から届いた勾配 g = ∂L/∂y (ファンアウトがあれば合計済み)。
+    * ``inputs``: 演算の入力の表示名。
+    * ``local``: 入力ごとの局所微分 ∂y/∂x (勾配の要らない入力では None)。要素ごとの演算では
+      配列 (y の形。ヤコビ行列の対角: ``backward`` に 1 を流した値)、それ以外の演算では何なのかを
+      言葉と値で書いた文字列 (行列積なら "W2ᵀ = ... (y の各行 = h の各行 @ W2)"、和なら "1 (各要素)")。
+    * ``rule``: 入力ごとに、送る勾配を g からどう作るかの式 ("g @ W2ᵀ"、"g ⊙ ∂h/∂z1" など)。
+    * ``sent``: 入力ごとに送る勾配 ∂L/∂x の値 (エンジンが計算したもの。入力の形に和をとったもの)。
     """
 
     index: int
@@ -64,6 +224,7 @@ class BackpropStep:
     inputs: list[str] = field(default_factory=list)
     local: list[np.ndarray | str | None] = field(default_factory=list)
     sent: list[np.ndarray | None] = field(default_factory=list)
+    rule: list[str | None] = field(default_factory=list)
     tensor: Tensor | None = field(default=None, repr=False)
 
     @property
@@ -98,34 +259,6 @@ def _input_label(t: Tensor, labels: dict[int, str]) -> str:
     return f"定数 {t.shape}"
 
 
-def _local_derivatives(fn: Function, y: np.ndarray, xs: list[np.ndarray], names: list[str]) -> list[Any]:
-    if isinstance(fn, _ELEMENTWISE):
-        ones = np.ones_like(y)
-        raw = fn.backward(ones, y, *xs)
-        raw = raw if type(raw) is tuple else (raw,)
-        return [
-            np.broadcast_to(np.asarray(d), y.shape).copy() if need and d is not None else None
-            for d, need in zip(raw, fn.needs)
-        ]
-    if isinstance(fn, ops.MatMul):
-        a, b = xs
-        # A 1-D operand acts as a row (left) or a column (right), as in MatMul's backward.
-        a = a.reshape(1, -1) if a.ndim == 1 else a
-        b = b.reshape(-1, 1) if b.ndim == 1 else b
-        rules = (f"g @ {names[1]}ᵀ, {names[1]}ᵀ = {_fmt(b.swapaxes(-1, -2))}",
-                 f"{names[0]}ᵀ @ g, {names[0]}ᵀ = {_fmt(a.swapaxes(-1, -2))}")
-    elif fn.name == "LinearFunction":  # nn.Linear's fused y = x W + b
-        x, w = xs[0], xs[1]
-        rules = (f"g @ {names[1]}ᵀ, {names[1]}ᵀ = {_fmt(w.T)}",
-                 f"{names[0]}ᵀ @ g, {names[0]}ᵀ = {_fmt(x.reshape(-1, x.shape[-1]).T)}",
-                 "g をバッチについて和 (偏微分は 1)")
-    elif isinstance(fn, ops.Mean):
-        rules = (f"g × 1/{xs[0].size // max(y.size, 1)} を元の形に広げる",)
-    else:
-        rules = _RULES.get(fn.name, (f"{fn.name}.backward(g) の結果",))
-    return [rules[min(i, len(rules) - 1)] if need else None for i, need in enumerate(fn.needs)]
-
-
 def backprop_steps(loss: Tensor, grad: Any = None, retain_graph: bool = False) -> Iterator[BackpropStep]:
     """``loss`` から逆伝播を 1 ノードずつ行い、ステップごとに ``BackpropStep`` を返すジェネレータ。
 
@@ -142,14 +275,13 @@ def backprop_steps(loss: Tensor, grad: Any = None, retain_graph: bool = False) -
     for node, g, sent in backward_steps([loss], [root], retain_graph):
         fn = node._ctx
         step = BackpropStep(index, labels[id(node)], None if fn is None else fn.name, node.name, node.shape,
-                            np.array(g), tensor=node)
+                            g, tensor=node)
         index += 1
         if fn is not None:
             xs = [p.data for p in fn.parents]
             step.inputs = [_input_label(p, labels) for p in fn.parents]
-            step.local = _local_derivatives(fn, node.data, xs, step.inputs)
-            # Copies: the engine may later add another consumer's gradient into these arrays in place.
-            step.sent = [None if gp is None else np.array(gp) for gp in sent]
+            step.local, step.rule = _explain(fn, node.data, xs, step.inputs, step.label)
+            step.sent = sent
         yield step
 
 
@@ -166,30 +298,37 @@ def _fmt(a: np.ndarray | str | None) -> str:
     return " ".join(text.split())
 
 
+def _shape(shape: tuple) -> str:
+    return "(" + ", ".join(str(n) for n in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
 def format_step(step: BackpropStep) -> str:
-    """1 ステップを読みやすい数行のテキストにする (デモやノートブックで表示するため)。"""
-    shape = "(" + ", ".join(str(n) for n in step.shape) + ("," if len(step.shape) == 1 else "") + ")"
+    """1 ステップを読みやすい数行のテキストにする (デモやノートブックで表示するため)。
+
+    入力ごとに 2 行: 局所微分 ∂y/∂x と、送る勾配 ∂L/∂x (g からの式と値)。
+    """
     if step.is_leaf:
         return (
-            f"[{step.index}] {step.label} (葉) 形 {shape}\n"
+            f"[{step.index}] {step.label} (葉) 形 {_shape(step.shape)}\n"
             f"    ∂L/∂{step.label} = {_fmt(step.upstream)}  → .grad に加算"
         )
     lines = [
-        f"[{step.index}] {step.label} = {step.op}({', '.join(step.inputs)})  形 {shape}",
-        f"    上流の勾配 ∂L/∂{step.label} = {_fmt(step.upstream)}",
+        f"[{step.index}] {step.label} = {step.op}({', '.join(step.inputs)})  形 {_shape(step.shape)}",
+        f"    上流の勾配 g = ∂L/∂{step.label} = {_fmt(step.upstream)}",
     ]
-    for name, local, sent in zip(step.inputs, step.local, step.sent):
+    rules = step.rule or [None] * len(step.inputs)
+    for name, local, rule, sent in zip(step.inputs, step.local, rules, step.sent):
         if sent is None:
             lines.append(f"    → {name}: 勾配は不要")
-        else:
-            lines.append(
-                f"    → {name}: 局所微分 ∂{step.label}/∂{name} = {_fmt(local)};  送る勾配 ∂L/∂{name} = {_fmt(sent)}"
-            )
+            continue
+        lines.append(f"    → {name}: 局所微分 ∂{step.label}/∂{name} = {_fmt(local)}")
+        formula = f"{rule} = " if rule else ""
+        lines.append(f"    {' ' * (len(name) + 4)}送る勾配 ∂L/∂{name} = {formula}{_fmt(sent)}")
     return "\n".join(lines)
 
 
 def format_steps(steps: Iterable[BackpropStep]) -> str:
-    """すべてのステップをつないだ表 (ステップの間は空行)。"""
+    """すべてのステップを ``format_step`` で書いてつないだテキスト (ステップの間は空行)。"""
     return "\n\n".join(format_step(s) for s in steps)
 
 

@@ -138,6 +138,10 @@ class _MeanSquaredError(Function):
 
     __slots__ = ()
 
+    @property
+    def name(self) -> str:
+        return "MeanSquaredError"
+
     def forward(self, y, t):
         d = y - t
         return np.add.reduce(d * d, axis=None) / y.size

@@ -21,7 +21,8 @@ DEMOS: dict[str, tuple[str, str]] = {
     "optimizers": ("optimizers", "SGD・Momentum・AdaGrad・RMSprop・Adam の軌跡と、MLP での損失"),
     "lr_schedule": ("lr_schedule", "学習率スケジューラの学習率の推移と、ウォームアップ + cosine の効果"),
     "train_mlp": ("train_mlp", "推奨設定 (ReLU, He, Adam 0.001) の MLP で spiral と moons を学習"),
-    "backprop_steps": ("backprop_steps", "小さなネットワークの逆伝播を 1 ノードずつ表で見る"),
+    "backprop_steps": ("backprop_steps",
+                       "小さなネットワークのグラフの図と、逆伝播を 1 ノードずつ表示 (上流の勾配・局所微分・送る勾配)"),
     "graph": ("graph", "計算グラフを DOT テキストと matplotlib の図で描く"),
 }
 

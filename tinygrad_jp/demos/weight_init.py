@@ -22,6 +22,8 @@ INITS: dict[str, Callable[[int, int, np.random.Generator], np.ndarray]] = {
     "He": lambda n_in, n_out, rng: init.he_normal(n_in, n_out, rng=rng),
 }
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
+# The names the figures and the console use, as everywhere else in the project.
+DISPLAY = {"sigmoid": "Sigmoid", "tanh": "tanh", "relu": "ReLU"}
 
 
 def layer_activations(activation: str, init_name: str, n_layers: int = 5, width: int = 100, n_samples: int = 1000,
@@ -62,11 +64,11 @@ def run(out_dir: Path, show: bool = False, *, small: bool = False) -> list[Path]
     for act in ACTIVATIONS[-1:] if small else ACTIVATIONS:
         rows = {name: layer_activations(act, name, n_samples=n_samples) for name in INITS}
         print()
-        print(f"=== {act}: 各層の出力の標準偏差 (第1層 → 第5層) ===")
+        print(f"=== {DISPLAY[act]}: 各層の出力の標準偏差 (第1層 → 第5層) ===")
         for name, layers in rows.items():
             print(f"{name:<11}" + "  ".join(f"{a.std():.3g}" for a in layers))
         path = Path(out_dir) / f"weight_init_{act}.png"
-        plot_activation_histograms(rows, title=f"各層のアクティベーション分布 ({act}、5 層 × 100 ユニット)",
+        plot_activation_histograms(rows, title=f"各層のアクティベーション分布 ({DISPLAY[act]}、5 層 × 100 ユニット)",
                                    path=path, show=show)
         paths.append(path)
     return paths

@@ -193,7 +193,9 @@ def plot_activation_histograms(
     """層ごとの出力の分布を格子状に並べたヒストグラム。
 
     ``activations`` は設定名 ("Xavier" など) → 層ごとの配列の列 の辞書 (設定ごとに 1 行)、
-    または配列の列 (1 行)。横軸の範囲は ``range`` か、行ごとに全層で共通の最小〜最大。
+    または配列の列 (1 行)。横軸の範囲は ``range`` を渡せば全パネル共通、渡さなければパネルごとに
+    そのデータの最小〜最大 (爆発する層も潰れる層も形が見える)。範囲がパネルごとに違うので、
+    各パネルの右上に標準偏差 (std) を書く。
     """
     rows = _named(activations, "")
     rows = {name: [np.asarray(a.data if isinstance(a, Tensor) else a) for a in layers] for name, layers in rows.items()}
@@ -203,16 +205,18 @@ def plot_activation_histograms(
     fig = new_figure((2.6 * ncols + 1, 2.3 * len(rows) + 0.6), show)
     axes = fig.subplots(len(rows), ncols, squeeze=False)
     for r, (name, layers) in enumerate(rows.items()):
-        row_range = range
-        if row_range is None:
-            lo = min(float(a.min()) for a in layers)
-            hi = max(float(a.max()) for a in layers)
-            row_range = (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
         for c, ax in enumerate(axes[r]):
             if c >= len(layers):
                 ax.set_visible(False)
                 continue
-            ax.hist(layers[c].ravel(), bins=bins, range=row_range, color="tab:blue", alpha=0.8)
+            values = layers[c].ravel()
+            lo, hi = (float(values.min()), float(values.max())) if range is None else range
+            panel_range = (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
+            counts, _, _ = ax.hist(values, bins=bins, range=panel_range, color="tab:blue", alpha=0.8)
+            ax.set_ylim(0, 1.25 * max(counts.max(), 1))  # headroom for the std written above the bars
+            ax.text(0.97, 0.95, f"std {values.std():.3g}", transform=ax.transAxes, ha="right", va="top", fontsize=9)
+            ax.locator_params(axis="x", nbins=4)
+            ax.ticklabel_format(axis="x", style="sci", scilimits=(-2, 3))  # 1e-5 or 1e4 once, not on every tick
             if r == 0:
                 ax.set_title(f"第{c + 1}層")
             if c == 0 and name:
