@@ -189,6 +189,19 @@ def _read_entry(archive: Any, name: str, path: str) -> np.ndarray:
     return value
 
 
+def _announced_entries(f: Any) -> int | None:
+    """How many entries the archive's end record announces (None when it has a comment or is too big to say).
+
+    zipfile trusts the size of the directory instead, so a damaged directory can silently list fewer entries.
+    """
+    f.seek(-22, os.SEEK_END)  # the end record is the last 22 bytes of an archive without a comment
+    end = f.read(22)
+    if end[:4] != b"PK\x05\x06":
+        return None
+    count = int.from_bytes(end[10:12], "little")
+    return None if count == 0xFFFF else count
+
+
 def load(path: PathLike) -> dict[str, np.ndarray]:
     """``save`` で保存した .npz を読み、「名前 → 配列」の辞書を (保存した順に) 返す。
 
@@ -207,4 +220,9 @@ def load(path: PathLike) -> dict[str, np.ndarray]:
             raise ValueError(f"load: {path!r} is not an .npz archive of numeric arrays: {what}") from None
         if not isinstance(archive, np.lib.npyio.NpzFile):
             raise ValueError(f"load: {path!r} holds a single array (.npy), expected an .npz archive of named arrays")
-        return {name: _read_entry(archive, name, path) for name in archive.files}
+        state = {name: _read_entry(archive, name, path) for name in archive.files}
+        announced = _announced_entries(f)
+        if announced is not None and announced != len(state):
+            raise ValueError(f"load: {path!r} is damaged: its directory lists {len(state)} arrays "
+                             f"but its end record announces {announced}")
+        return state
