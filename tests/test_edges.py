@@ -98,6 +98,22 @@ def test_the_second_derivative_of_a_piecewise_linear_net_is_zero_not_an_error(na
     np.testing.assert_array_equal(h.data, np.zeros((3, 4)))
 
 
+def test_a_learners_activation_with_a_boolean_derivative_has_a_zero_second_derivative_in_its_dtype():
+    class Ramp(tg.Activation):
+        def f(self, x):
+            return np.maximum(x, 0)
+
+        def df(self, x, y):
+            return x > 0  # a boolean mask: a constant as far as the graph can see
+
+    x = Tensor(np.array([-1.0, 0.5, 2.0], np.float32), requires_grad=True)
+    (g,) = tg.grad(Ramp()(x).sum(), x, create_graph=True)
+    assert g.dtype == np.float32
+    np.testing.assert_array_equal(g.data, [0, 1, 1])
+    (h,) = tg.grad((g * x).sum(), x)  # d/dx Σ x·1[x > 0] = 1[x > 0], only through the product
+    np.testing.assert_array_equal(h.data, [0, 1, 1])
+
+
 def _loss(act, X, W1, W2):
     return ((act(X @ W1) @ W2) ** 2).mean()
 

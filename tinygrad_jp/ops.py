@@ -287,7 +287,7 @@ class PiecewiseConstant(Function):
         self.value = np.asarray(value)
 
     def forward(self, x):
-        return self.value
+        return self.value.astype(x.dtype, copy=False)  # a 0/1 mask of booleans reads as numbers of x's type
 
     def backward(self, g, y, x):
         return np.zeros(x.shape, dtype=x.dtype)
