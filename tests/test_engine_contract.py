@@ -122,7 +122,7 @@ def _trained_once():
 
 
 def test_backward_after_an_optimizer_step_on_a_saved_weight_raises_naming_the_tensor_and_op():
-    model, opt, loss = _trained_once()
+    _, opt, loss = _trained_once()
     opt.step()
     with pytest.raises(tg.BackwardError, match=r"LinearFunction.*modified by an in-place operation.*'W'"):
         loss.backward()
@@ -159,7 +159,7 @@ def test_a_changed_output_is_detected_as_well():
 
 
 def test_changing_a_tensor_after_backward_is_fine():
-    model, opt, loss = _trained_once()
+    _, opt, loss = _trained_once()
     loss.backward()  # the second, last backward: before the step
     opt.step()
 

@@ -9,6 +9,7 @@ optimizer exactly as they were.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -48,6 +49,58 @@ def _step_with_a_wrong_grad():
 
 def _opt():
     return optim.SGD([_x(2)], lr=0.1)
+
+
+def _in_a_folder(action: Callable[[str], object]) -> Callable[[], object]:
+    """Run action(folder) in a fresh temporary folder (removed afterwards, also when action raises)."""
+
+    def run():
+        with tempfile.TemporaryDirectory() as folder:
+            return action(folder)
+
+    return run
+
+
+def _load_bytes(content: bytes) -> Callable[[str], object]:
+    def action(folder):
+        path = os.path.join(folder, "model.npz")
+        with open(path, "wb") as f:
+            f.write(content)
+        return tg.load(path)
+
+    return action
+
+
+def _saved_bytes() -> bytes:
+    with tempfile.TemporaryDirectory() as folder:
+        tg.save({"W": np.arange(12.0).reshape(3, 4)}, os.path.join(folder, "model.npz"))
+        with open(os.path.join(folder, "model.npz"), "rb") as f:
+            return f.read()
+
+
+def _with_a_damaged_array(good: bytes) -> bytes:
+    damaged = bytearray(good)
+    damaged[good.index(b"\x93NUMPY") + 130] ^= 0xFF  # in the data, past the 128-byte header: the CRC fails
+    return bytes(damaged)
+
+
+def _save_onto_a_folder(folder):
+    os.mkdir(os.path.join(folder, "model.npz"))
+    tg.save({"a": np.ones(2)}, os.path.join(folder, "model.npz"))
+
+
+def _save_onto_a_read_only_file(folder):
+    path = os.path.join(folder, "model.npz")
+    tg.save({"a": np.ones(2)}, path)
+    os.chmod(path, 0o444)
+    tg.save({"a": np.zeros(2)}, path)
+
+
+def _diverging_fit():
+    X, y = tg.data.moons(8, rng=0)
+    model = nn.MLP([2, 4, 2], rng=0)
+    tg.train.fit(model, lambda out, yb: F.softmax_cross_entropy(out, yb) * float("nan"),
+                 optim.SGD(model.parameters(), lr=0.1), tg.data.DataLoader(X, y, 4, rng=0), 3, progress=False)
 
 
 CASES = [
@@ -174,6 +227,26 @@ CASES = [
     Case("rng_type", lambda: nn.Dropout(0.5, rng="seed"), TypeError, ("Generator", "int", "str")),
     Case("fit_epochs", lambda: tg.train.fit(nn.Linear(2, 2), F.mse_loss, _opt(), [], epochs=-1), ValueError,
          ("epochs", "-1")),
+    Case("fit_nonfinite_loss", _diverging_fit, tg.train.NonFiniteLossError,
+         ("loss is nan", "epoch 1/3, batch 1", "diverged", ".history")),
+    # ------------------------------------------------------------------ dtypes and empty reductions
+    Case("default_dtype_float16", lambda: tg.set_default_dtype(np.float16), TypeError,
+         ("float32 or float64", "got float16")),
+    Case("max_of_nothing", lambda: _x(0, 3).max(axis=0), ValueError, ("max(axis=0)", "(0, 3)", "axis 0 has length 0")),
+    Case("min_of_empty", lambda: _x(2, 0).min(), ValueError, ("min(axis=None)", "(2, 0)", "axis 1 has length 0")),
+    # ------------------------------------------------------------------ files: the message names the file
+    Case("load_empty_file", _in_a_folder(_load_bytes(b"")), ValueError, ("model.npz", "empty")),
+    Case("load_truncated_file", _in_a_folder(_load_bytes(_saved_bytes()[:100])), ValueError,
+         ("model.npz", "not an .npz archive")),
+    Case("load_damaged_array", _in_a_folder(_load_bytes(_with_a_damaged_array(_saved_bytes()))), ValueError,
+         ("entry 'W'", "model.npz", "damaged", "CRC")),
+    Case("save_missing_folder", _in_a_folder(lambda d: tg.save({"a": np.ones(2)}, os.path.join(d, "no", "m.npz"))),
+         FileNotFoundError, ("save: cannot write", os.path.join("no", "m.npz"), "does not exist")),
+    Case("save_onto_a_folder", _in_a_folder(_save_onto_a_folder), IsADirectoryError, ("model.npz", "is a folder")),
+    Case("save_onto_a_read_only_file", _in_a_folder(_save_onto_a_read_only_file), PermissionError,
+         ("model.npz", "read-only")),
+    Case("save_a_list", lambda: tg.save([np.ones(2)], "unused.npz"), TypeError,
+         ("Layer or a dict", "optimizer", "list")),
 ]
 
 

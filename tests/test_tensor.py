@@ -32,7 +32,7 @@ def test_dtype_rules():
     assert Tensor([1, 2], dtype=np.int32).dtype == np.int32
     t = Tensor([1.0, 2.0])
     assert (t * 2.5).dtype == np.float32 and (2.5 * t).dtype == np.float32 and (t**2).dtype == np.float32
-    assert (Tensor(np.arange(3)) * 2.5).dtype == np.float64  # an int tensor times a float becomes float
+    assert (Tensor(np.arange(3)) * 2.5).dtype == np.float32  # an int tensor times a float: the default float
 
 
 def test_set_default_dtype():

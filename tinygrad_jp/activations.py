@@ -90,16 +90,19 @@ class Activation(Layer):
 
         A numpy function that would silently turn a Tensor into a constant array raises instead,
         so a plain ndarray result is a true constant (a piecewise-constant derivative like ReLU's).
+        It stays in the graph as a function of x whose derivative is 0, so that a second derivative
+        through ReLU is 0, as in PyTorch.
         """
         try:
             with tensor_module.array_conversion_forbidden():
-                return self.df(x, y)
+                d = self.df(x, y)
         except TypeError as e:
             raise NotImplementedError(
                 f"{type(self).__name__}: second derivatives need df(x, y) written with operators and "
                 f"tinygrad_jp.ops functions (ops.exp, ops.where, ...) so that it also works on Tensors "
                 f"(df raised: {e}); first-order backward() works as it is"
             ) from None
+        return d if isinstance(d, Tensor) else ops.PiecewiseConstant(d)(x)
 
 
 def _positive(x) -> np.ndarray:

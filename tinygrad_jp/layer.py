@@ -14,6 +14,8 @@ class Layer:
     """層の基底クラス。サブクラスは ``forward`` を書き、パラメータを属性に持つ。
 
     属性に置いた ``requires_grad=True`` の Tensor がパラメータ、Layer が子の層になる。
+    あとで ``requires_grad_(False)`` で凍結してもパラメータのまま (PyTorch の nn.Parameter と同じ):
+    ``parameters()`` にも state_dict にも入り、最適化手法は勾配が None なので更新しない。
     ``register_buffer`` で登録した配列 (BatchNorm の移動平均など) は state_dict に入るが
     パラメータではない。探索は属性を定義した順 (決定的) に行う。
     """
@@ -50,17 +52,29 @@ class Layer:
         for _, m in self.named_modules():
             yield m
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # The name of a Tensor that requires grad when assigned is remembered, so that the Tensor stays a
+        # parameter after requires_grad_(False): a frozen layer is still saved, loaded and counted.
+        if isinstance(value, Tensor) and value.requires_grad and value.is_leaf:
+            names = self.__dict__.setdefault("_parameter_names", [])
+            if name not in names:
+                names.append(name)
+        object.__setattr__(self, name, value)
+
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
-        """パラメータを ("0.W" のようなドット区切りの名前, Tensor) で、定義順に返す。"""
+        """パラメータ (凍結したものも含む) を ("0.W" のようなドット区切りの名前, Tensor) で、定義順に返す。"""
         seen: set[int] = set()
         for mod_name, mod in self.named_modules(prefix):
+            registered = vars(mod).get("_parameter_names", ())
             for key, value in vars(mod).items():
-                if isinstance(value, Tensor) and value.requires_grad and id(value) not in seen:
+                if not isinstance(value, Tensor) or id(value) in seen:
+                    continue
+                if key in registered or (value.requires_grad and value.is_leaf):
                     seen.add(id(value))
                     yield (f"{mod_name}.{key}" if mod_name else key), value
 
     def parameters(self) -> list[Tensor]:
-        """学習するパラメータのリスト (最適化手法に渡す)。"""
+        """パラメータのリスト (最適化手法に渡す)。凍結したもの (勾配が None のまま) も含む。"""
         return [p for _, p in self.named_parameters()]
 
     def register_buffer(self, name: str, value: np.ndarray) -> None:
@@ -94,13 +108,16 @@ class Layer:
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, np.ndarray]:
-        """パラメータとバッファの名前 → 配列のコピー。"""
+        """すべてのパラメータ (凍結したものも) とバッファの、名前 → 配列のコピー。"""
         state = {name: p.data.copy() for name, p in self.named_parameters()}
         state.update({name: np.array(b, copy=True) for name, b in self.named_buffers()})
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """state_dict を読み込む。名前・形・dtype をすべて先に検査し、食い違えば何も変えずに例外を送出する。"""
+        """state_dict を読み込む。名前・形・dtype をすべて先に検査し、食い違えば何も変えずに例外を送出する。
+
+        凍結したものも含むすべてのパラメータとバッファを、その場で書き換える (配列は同じオブジェクトのまま)。
+        """
         own = dict(self.named_parameters())
         buffers = dict(self.named_buffers())
         expected = list(own) + list(buffers)
@@ -126,6 +143,7 @@ class Layer:
         for name, value in arrays.items():
             if name in own:
                 own[name].data[...] = value
+                own[name]._version += 1  # a graph built before the load must not backward through new values
             else:
                 np.asarray(buffers[name])[...] = value
 

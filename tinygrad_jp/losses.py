@@ -12,6 +12,7 @@ import numpy as np
 
 from .activations import LogSoftmax, Softmax, Softplus, _softmax_parts, _SoftmaxFunction
 from .autograd import Function
+from .ops import _ACCUMULATOR
 from .tensor import Tensor
 
 _SOFTPLUS = Softplus()
@@ -19,6 +20,14 @@ _SOFTPLUS = Softplus()
 
 def _raw(x: Any) -> np.ndarray:
     return x.data if isinstance(x, Tensor) else np.asarray(x)
+
+
+def _widened(x: Any) -> Any:
+    """A float16 Tensor as float32 (differentiably), anything else as it is: the fused losses below sum over the
+    batch, and float16 overflows at 65,504 (see ops.Sum). The loss is rounded back to float16 at the end."""
+    if isinstance(x, Tensor) and x.dtype in _ACCUMULATOR:
+        return x.astype(_ACCUMULATOR[x.dtype])
+    return x
 
 
 def softmax(x, axis: int = -1):
@@ -126,6 +135,8 @@ def softmax_cross_entropy(logits: Tensor, labels: Any) -> Tensor:
     """
     if not isinstance(logits, Tensor):
         logits = Tensor(np.asarray(logits))
+    if logits.dtype in _ACCUMULATOR:
+        return softmax_cross_entropy(_widened(logits), labels).astype(logits.dtype)
     n, c = _class_scores(logits, "logits").shape
     if n == 0:
         raise ValueError("softmax_cross_entropy: logits have no rows (N = 0), so the mean is undefined")
@@ -161,6 +172,8 @@ def mse_loss(pred: Tensor, target: Any) -> Tensor:
         raise ValueError(f"mse_loss: pred and target must have the same shape, got {pred.shape} and {t_shape}")
     if pred.size == 0:
         raise ValueError(f"mse_loss: pred is empty (shape {pred.shape}); the mean of no errors is undefined")
+    if pred.dtype in _ACCUMULATOR:
+        return mse_loss(_widened(pred), _widened(target)).astype(pred.dtype)
     if not isinstance(target, Tensor):
         target = Tensor._make(np.asarray(target, dtype=pred.dtype), None)
     return _MeanSquaredError()(pred, target)

@@ -7,6 +7,7 @@ numpy 配列にも Tensor にもそのまま使える。Tensor で呼べば逆�
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -71,7 +72,7 @@ def where(cond, a, b):
     cond = np.asarray(cond.data if isinstance(cond, Tensor) else cond, dtype=bool)
     if isinstance(a, Tensor) or isinstance(b, Tensor):
         ref = a if isinstance(a, Tensor) else b
-        return Where(cond)(ref._lift(a), ref._lift(b))
+        return Where(cond)(*ref._lift(a)._pair(b))
     return np.where(cond, a, b)
 
 
@@ -132,7 +133,11 @@ class Div(Function):
 
 
 class Pow(Function):
-    """a ** b。b についての勾配 a^b log a は a > 0 で定義され、a = 0 では (PyTorch と同じく) 0 とする。"""
+    """a ** b。∂/∂a = b a^(b-1)、∂/∂b = a^b log a。
+
+    PyTorch と同じく、a = b = 0 での ∂/∂a (a^0 = 1 は定数) と a = 0 での ∂/∂b は 0 とする
+    (そのまま計算すると 0 · ∞ や 0 · log 0 で NaN になる)。
+    """
 
     __slots__ = ()
 
@@ -140,8 +145,11 @@ class Pow(Function):
         return a**b
 
     def backward(self, g, y, a, b):
-        ga = g * b * a ** (b - 1) if self.needs[0] else None
-        gb = None
+        ga = gb = None
+        if self.needs[0]:
+            # At a = b = 0, b a^(b-1) would be 0 · 0^(-1) = 0 · inf = NaN: there any finite power times b = 0 gives 0.
+            defined = (_const(a) != 0) | (_const(b) != 0)
+            ga = g * b * a ** where(defined, b - 1, 1)
         if self.needs[1]:
             # a^b log a → 0 as a → 0: log(1) = 0 stands in for log(0), which would give 0 · (-inf) = NaN.
             gb = g * y * log(where(_const(a) != 0, a, 1.0))
@@ -265,6 +273,26 @@ class Minimum(Function):
         return (g * take_a if self.needs[0] else None), (g * ~take_a if self.needs[1] else None)
 
 
+class PiecewiseConstant(Function):
+    """x の段差だけで決まる定数 (ReLU の導関数 1[x > 0] など) を、x の関数としてグラフに置く。
+
+    値は ``value``、x についての微分は 0。ただの定数にすると、それから作った勾配が x とつながらず、
+    ReLU を通した 2 階微分 (ヘッセ行列とベクトルの積など) が「出力が勾配を必要としない」エラーになる。
+    PyTorch と同じく 0 を返すためにつないでおく。
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: np.ndarray):
+        self.value = np.asarray(value)
+
+    def forward(self, x):
+        return self.value.astype(x.dtype, copy=False)  # a 0/1 mask of booleans reads as numbers of x's type
+
+    def backward(self, g, y, x):
+        return np.zeros(x.shape, dtype=x.dtype)
+
+
 class Where(Function):
     __slots__ = ("cond",)
 
@@ -334,13 +362,37 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
 
 
 # ---------------------------------------------------------------------- reductions
+# float16 holds at most 65,504 and only 11 significant bits: a sum of 65,536 halves, or the count 65,536 itself,
+# is inf there. Sums and means of float16 are therefore accumulated and divided in float32 and rounded back to
+# float16 at the end, as PyTorch does.
+_ACCUMULATOR = {np.dtype(np.float16): np.dtype(np.float32)}
+
+
+def _reduced_axes(shape: tuple, axis) -> set:
+    """The axes (as non-negative numbers) that a reduction over `axis` removes."""
+    if axis is None:
+        return set(range(len(shape)))
+    axes = (axis,) if isinstance(axis, int) else axis
+    return {ax % len(shape) for ax in axes} if shape else set()
+
+
 def _kept_shape(shape: tuple, axis) -> tuple:
     """The shape a reduction over `axis` has with keepdims=True."""
-    if axis is None:
-        return (1,) * len(shape)
-    axes = (axis,) if isinstance(axis, int) else axis
-    axes = {ax % len(shape) for ax in axes} if shape else set()
+    axes = _reduced_axes(shape, axis)
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+def _count(shape: tuple, axis) -> int:
+    """How many elements each result of a reduction over `axis` is taken over."""
+    return math.prod(shape[i] for i in _reduced_axes(shape, axis))
+
+
+def _divide(x, n: int):
+    """x / n (ndarray or Tensor) in x's dtype, with the division done in float32 when x is float16."""
+    wide = _ACCUMULATOR.get(x.dtype)
+    if wide is None:
+        return x / n
+    return (x.astype(wide) / n).astype(x.dtype)
 
 
 class _Reduce(Function):
@@ -357,12 +409,17 @@ class _Reduce(Function):
             return g
         return g.reshape(_kept_shape(in_shape, self.axis))
 
+    def _total(self, a):
+        """Σ over the axis, accumulated in float32 for float16 input (and left there for the caller)."""
+        return np.add.reduce(a, self.axis, _ACCUMULATOR.get(a.dtype), None, self.keepdims)
+
 
 class Sum(_Reduce):
     __slots__ = ()
 
     def forward(self, a):
-        return np.add.reduce(a, self.axis, None, None, self.keepdims)
+        total = self._total(a)
+        return total.astype(a.dtype) if a.dtype in _ACCUMULATOR else total
 
     def backward(self, g, y, a):
         return broadcast_to(self._expand(g, a.shape), a.shape)
@@ -373,17 +430,21 @@ class Mean(_Reduce):
 
     def forward(self, a):
         # np.add.reduce and one division: ndarray.mean goes through a slower Python-level helper.
-        total = np.add.reduce(a, self.axis, None, None, self.keepdims)
-        n = a.size // max(np.size(total), 1) if a.size else 1
-        return total / n if a.size else np.mean(a, self.axis, keepdims=self.keepdims)
+        mean = self._total(a) / _count(a.shape, self.axis)
+        return mean.astype(a.dtype) if a.dtype in _ACCUMULATOR else mean
 
     def backward(self, g, y, a):
-        n = a.size // max(y.size, 1) if a.size else 1
-        return broadcast_to(self._expand(g, a.shape) / n, a.shape)
+        # An empty reduced axis leaves a with no elements, and so nothing to divide: 1 avoids 1/0.
+        n = max(_count(a.shape, self.axis), 1)
+        return broadcast_to(_divide(self._expand(g, a.shape), n), a.shape)
 
 
 class Extremum(_Reduce):
-    """max / min による縮約。最大 (最小) が複数あれば勾配を等分する。"""
+    """max / min による縮約。最大 (最小) が複数あれば勾配を等分する。
+
+    空の軸に沿った縮約 (「何もない中の最大」) はエラー。形 (0, 3) の axis=1 のように、
+    結果が空になるだけなら numpy・PyTorch と同じく空の結果を返す。
+    """
 
     __slots__ = ("reducer",)
 
@@ -397,8 +458,17 @@ class Extremum(_Reduce):
 
     def forward(self, a):
         if a.size == 0:
-            raise ValueError(f"{self.name.lower()}() of an empty tensor")
+            self._refuse_empty_axes(a.shape)
         return self.reducer(a, axis=self.axis, keepdims=self.keepdims)
+
+    def _refuse_empty_axes(self, shape: tuple) -> None:
+        np.add.reduce(np.empty(shape), self.axis)  # an axis out of range gets numpy's own error first
+        empty = sorted(i for i in _reduced_axes(shape, self.axis) if shape[i] == 0)
+        if empty:
+            raise ValueError(
+                f"{self.name.lower()}(axis={self.axis}) of a tensor of shape {shape}: axis {empty[0]} has length 0, "
+                f"so there is no value to take the {self.name.lower()}imum of"
+            )
 
     def backward(self, g, y, a):
         hit = _const(a) == self._expand(_const(y), a.shape)
@@ -407,9 +477,11 @@ class Extremum(_Reduce):
 
 
 def var(x: Tensor, axis=None, keepdims: bool = False, ddof: int = 0) -> Tensor:
-    """分散 = 平均からの偏差の 2 乗の平均 (ddof で分母を N - ddof にする)。"""
+    """分散 = 平均からの偏差の 2 乗の平均 (ddof で分母を N - ddof にする)。float16 は float32 で計算する。"""
+    if x.dtype in _ACCUMULATOR:  # squares overflow float16 early (300² > 65,504)
+        return var(x.astype(_ACCUMULATOR[x.dtype]), axis, keepdims, ddof).astype(x.dtype)
     d = x - x.mean(axis=axis, keepdims=True)
-    n = x.size // max(x.mean(axis=axis, keepdims=keepdims).size, 1)
+    n = _count(x.shape, axis)
     if n - ddof <= 0:
         raise ValueError(f"var: ddof={ddof} leaves no degrees of freedom for {n} values")
     return (d * d).sum(axis=axis, keepdims=keepdims) / (n - ddof)

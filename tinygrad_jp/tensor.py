@@ -4,8 +4,12 @@ dtype の規則:
 
 * ndarray から作った Tensor はその dtype を保つ。
 * Python の float・int・list から作った Tensor は既定の浮動小数点型 (float32) になる。
-  既定は ``set_default_dtype`` で変えられる。
+  既定は ``set_default_dtype`` で変えられる (float32 か float64)。
 * Tensor と Python のスカラーの演算は Tensor の dtype を保つ (float32 × 2.0 は float32)。
+  整数の Tensor と Python の float の演算は既定の浮動小数点型になる (PyTorch と同じ)。
+* 浮動小数点と整数 (または bool) の Tensor・ndarray の演算は浮動小数点の側の dtype になる
+  (float32 + int64 は float32、PyTorch と同じ)。浮動小数点どうしは numpy と同じく広い方になる
+  (float32 + float64 は float64)。
 """
 
 from __future__ import annotations
@@ -26,12 +30,20 @@ _next_seq = itertools.count().__next__
 
 
 def set_default_dtype(dtype: Any) -> None:
-    """Python の数値やリストから作る Tensor の dtype を設定する (float32 または float64)。"""
+    """Python の数値やリストから作る Tensor の dtype を設定する (float32 または float64)。
+
+    float16 は既定にできない (TypeError)。float16 の ndarray から作った Tensor の縮約と損失は、
+    float32 で足し合わせてから float16 に戻すので正しく計算される。
+    """
     global _default_dtype
     dt = np.dtype(dtype)
-    if dt.kind != "f":
-        raise TypeError(f"default dtype must be a floating-point type, got {dt}")
+    if dt != np.float32 and dt != np.float64:
+        raise TypeError(
+            f"default dtype must be the floating-point type float32 or float64, got {dt}"
+            + (": float16 works for arrays you pass in, not as the default" if dt.kind == "f" else "")
+        )
     _default_dtype = dt
+    _constants.clear()  # a float beside an integer tensor takes the default dtype: cached constants may differ
 
 
 def get_default_dtype() -> np.dtype:
@@ -40,12 +52,15 @@ def get_default_dtype() -> np.dtype:
 
 
 def _scalar_array(x: Any, dtype: np.dtype) -> np.ndarray:
-    """A Python scalar as a 0-d array whose dtype follows numpy's rule for weak scalars."""
+    """A Python scalar as a 0-d array for an op with a tensor of `dtype`: the tensor's dtype where it holds the scalar
+    (numpy's rule for weak scalars), the default float for a float beside integers (PyTorch's rule)."""
     if dtype.kind == "f" or (dtype.kind in "iu" and type(x) is int):
         try:
             return np.asarray(x, dtype=dtype)
         except OverflowError:
             pass
+    if dtype.kind in "iub" and isinstance(x, float):
+        return np.asarray(x, dtype=_default_dtype)
     return np.asarray(x, dtype=np.result_type(dtype, x))
 
 
@@ -268,41 +283,65 @@ class Tensor:
             return Tensor._make(np.array(other, dtype=self.data.dtype if self.data.dtype.kind == "f" else None), None)
         raise TypeError(f"unsupported operand: expected a Tensor, ndarray or number, got {type(other).__name__}")
 
+    def _pair(self, other: Any) -> tuple[Tensor, Tensor]:
+        """(self, other) as the two operands of an arithmetic op. Beside a floating-point operand, an integer or
+        boolean one is converted to the float's dtype, so float32 + int64 stays float32 (PyTorch's rule; numpy
+        would give float64)."""
+        b = other if type(other) is Tensor else self._lift(other)
+        da, db = self.data.dtype, b.data.dtype
+        if da is db or (da.kind == "f") == (db.kind == "f"):
+            return self, b
+        if da.kind == "f":
+            return self, Tensor._make(b.data.astype(da), None)  # an integer tensor never requires grad
+        return Tensor._make(self.data.astype(db), None), b
+
     def __add__(self, other):
-        return ops.Add()(self, other if type(other) is Tensor else self._lift(other))
+        a, b = self._pair(other)
+        return ops.Add()(a, b)
 
     def __radd__(self, other):
-        return ops.Add()(self._lift(other), self)
+        a, b = self._pair(other)
+        return ops.Add()(b, a)
 
     def __sub__(self, other):
-        return ops.Sub()(self, other if type(other) is Tensor else self._lift(other))
+        a, b = self._pair(other)
+        return ops.Sub()(a, b)
 
     def __rsub__(self, other):
-        return ops.Sub()(self._lift(other), self)
+        a, b = self._pair(other)
+        return ops.Sub()(b, a)
 
     def __mul__(self, other):
-        return ops.Mul()(self, other if type(other) is Tensor else self._lift(other))
+        a, b = self._pair(other)
+        return ops.Mul()(a, b)
 
     def __rmul__(self, other):
-        return ops.Mul()(self._lift(other), self)
+        a, b = self._pair(other)
+        return ops.Mul()(b, a)
 
     def __truediv__(self, other):
-        return ops.Div()(self, other if type(other) is Tensor else self._lift(other))
+        a, b = self._pair(other)
+        return ops.Div()(a, b)
 
     def __rtruediv__(self, other):
-        return ops.Div()(self._lift(other), self)
+        a, b = self._pair(other)
+        return ops.Div()(b, a)
 
     def __pow__(self, other):
-        return ops.Pow()(self, self._lift(other))
+        a, b = self._pair(other)
+        return ops.Pow()(a, b)
 
     def __rpow__(self, other):
-        return ops.Pow()(self._lift(other), self)
+        a, b = self._pair(other)
+        return ops.Pow()(b, a)
 
     def __matmul__(self, other):
-        return ops.matmul(self, self._lift(other))
+        a, b = self._pair(other)
+        return ops.matmul(a, b)
 
     def __rmatmul__(self, other):
-        return ops.matmul(self._lift(other), self)
+        a, b = self._pair(other)
+        return ops.matmul(b, a)
 
     def __neg__(self):
         return ops.Neg()(self)
@@ -403,10 +442,12 @@ class Tensor:
         return ops.Clip(min, max)(self)
 
     def maximum(self, other) -> Tensor:
-        return ops.Maximum()(self, self._lift(other))
+        a, b = self._pair(other)
+        return ops.Maximum()(a, b)
 
     def minimum(self, other) -> Tensor:
-        return ops.Minimum()(self, self._lift(other))
+        a, b = self._pair(other)
+        return ops.Minimum()(a, b)
 
     def astype(self, dtype) -> Tensor:
         """dtype を変える (微分可能: 勾配は元の dtype に戻される)。"""

@@ -24,7 +24,7 @@ from .autograd import no_grad
 from .optim.lr_scheduler import ReduceLROnPlateau
 from .tensor import Tensor
 
-__all__ = ["History", "evaluate", "fit"]
+__all__ = ["History", "NonFiniteLossError", "evaluate", "fit"]
 
 
 @dataclass
@@ -117,13 +117,21 @@ def _set_mode(model: Any, training: bool) -> None:
 
 
 def evaluate(model: Any, loss_fn: Callable[[Tensor, Any], Tensor], loader: Iterable) -> tuple[float, float | None]:
-    """評価モード・勾配なしで ``loader`` 全体の (平均損失, 正解率) を返す (正解率はクラス番号ラベルのときだけ)。"""
+    """評価モード・勾配なしで ``loader`` 全体の (平均損失, 正解率) を返す (正解率はクラス番号ラベルのときだけ)。
+
+    終わるとモデルを呼ばれたときのモード (``model.training``) に戻すので、エポックの合間に呼んでも
+    そのあとの学習で Dropout や BatchNorm が止まったままにならない。
+    """
+    was_training = getattr(model, "training", True)
     _set_mode(model, False)
     running = _Running()
-    with no_grad():
-        for xb, yb in loader:
-            out = model(xb)
-            running.add(_loss_value(loss_fn(out, yb)), out, yb)
+    try:
+        with no_grad():
+            for xb, yb in loader:
+                out = model(xb)
+                running.add(_loss_value(loss_fn(out, yb)), out, yb)
+    finally:
+        _set_mode(model, was_training)
     return running.mean_loss, running.accuracy
 
 
@@ -181,6 +189,9 @@ def fit(model: Any, loss_fn: Callable[[Tensor, Any], Tensor], optimizer: Any, lo
     ``progress=True`` で標準出力が端末なら tqdm の進捗バー (損失と正解率つき) を出す。端末でなければ
     何も出さない。Ctrl-C を押すと今のバッチを終えてから止まり、それまでの記録を返す
     (``history.interrupted`` が True)。もう一度押すとすぐに KeyboardInterrupt になる。
+
+    損失が NaN か ±inf になったら (発散)、そのバッチでは更新せずに ``NonFiniteLossError`` を送出する。
+    メッセージにエポックとバッチの番号 (1 から数える)、``err.history`` に終わったエポックまでの記録が入る。
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"epochs must be a non-negative int, got epochs={epochs!r}")
@@ -190,86 +201,148 @@ def fit(model: Any, loss_fn: Callable[[Tensor, Any], Tensor], optimizer: Any, lo
     named = _named_parameters(model, optimizer)
     history = History(grad_norms={name: [] for name, _ in named})
     was_training = getattr(model, "training", True)
-    try:
-        total = len(loader)  # type: ignore[arg-type]
-    except TypeError:
-        total = None
+    total = _batches_per_epoch(loader)
     try:
         with _StopOnSigint() as sigint, _progress_bar(None if total is None else total * epochs, show) as bar:
+            run = _Run(model, loss_fn, optimizer, loader, epochs, named, history, bar, sigint)
             for epoch in range(epochs):
-                start = time.perf_counter()
-                lr = float(optimizer.lr) if hasattr(optimizer, "lr") else math.nan
-                if bar is not None:
-                    bar.set_description(f"epoch {epoch + 1}/{epochs}", refresh=False)
-                running, norms, interrupted = _train_epoch(model, loss_fn, optimizer, loader, named, bar, sigint)
-                history.interrupted = interrupted
-                if running.batches == 0:
-                    if interrupted:
-                        break
-                    raise ValueError("the loader yielded no batches (with drop_last=True, is batch_size "
-                                     "larger than the data set?)")
-                history.loss.append(running.mean_loss)
-                if running.accuracy is not None:
-                    history.accuracy.append(running.accuracy)
-                history.lr.append(lr)
-                for name, value in norms.items():
-                    history.grad_norms[name].append(value)
-                if interrupted:
-                    history.epoch_time.append(time.perf_counter() - start)
-                    if bar is not None:
-                        bar.write("interrupted: stopped after the current batch")
+                if not run.epoch(epoch, val_loader, scheduler):
                     break
-                monitor = running.mean_loss
-                if val_loader is not None:
-                    val_loss, val_acc = evaluate(model, loss_fn, val_loader)
-                    history.val_loss.append(val_loss)
-                    if val_acc is not None:
-                        history.val_accuracy.append(val_acc)
-                    monitor = val_loss
-                    if bar is not None:
-                        bar.set_postfix({**_postfix(running), "val_loss": f"{val_loss:.4f}"}, refresh=False)
-                if scheduler is not None:
-                    if isinstance(scheduler, ReduceLROnPlateau):
-                        scheduler.step(monitor)
-                    else:
-                        scheduler.step()
-                history.epoch_time.append(time.perf_counter() - start)
     finally:
         _set_mode(model, was_training)
     return history
 
 
-def _train_epoch(model: Any, loss_fn: Callable, optimizer: Any, loader: Iterable, named: list[tuple[str, Tensor]],
-                 bar: Any, sigint: _StopOnSigint) -> tuple[_Running, dict[str, float], bool]:
-    """One pass over the loader: (running sums, mean gradient norm per parameter, whether it was interrupted)."""
-    _set_mode(model, True)
-    running = _Running()
-    norm_sums = {name: 0.0 for name, _ in named}
-    norm_counts = {name: 0 for name, _ in named}
-    interrupted = False
+class NonFiniteLossError(FloatingPointError):
+    """``fit`` の損失が NaN か ±inf になった (学習が発散した)。
+
+    ``epoch`` と ``batch`` はそのバッチの番号 (1 から数える)、``loss`` はその値。``history`` は
+    それまでに終わったエポックの記録 (``fit`` が返すはずだったもの)。そのバッチの更新はしていない。
+    """
+
+    def __init__(self, message: str, history: History, epoch: int, batch: int, loss: float):
+        super().__init__(message)
+        self.history, self.epoch, self.batch, self.loss = history, epoch, batch, loss
+
+
+def _batches_per_epoch(loader: Iterable) -> int | None:
     try:
-        for xb, yb in _batches(loader):
-            out = model(xb)
-            loss = loss_fn(out, yb)
-            value = _loss_value(loss)
-            optimizer.zero_grad()
-            loss.backward()
-            for name, p in named:
-                if p.grad is not None:
-                    g = p.grad.ravel()
-                    norm_sums[name] += math.sqrt(float(np.dot(g, g)))
-                    norm_counts[name] += 1
-            optimizer.step()
-            running.add(value, out, yb)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(_postfix(running), refresh=False)
-            if sigint.requested:
-                break
-    except KeyboardInterrupt:
-        interrupted = True
-    norms = {name: norm_sums[name] / norm_counts[name] if norm_counts[name] else math.nan for name, _ in named}
-    return running, norms, interrupted or sigint.requested
+        return len(loader)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+
+
+class _Run:
+    """One call of fit: what it trains with, and the History it fills in."""
+
+    def __init__(self, model: Any, loss_fn: Callable, optimizer: Any, loader: Iterable, epochs: int,
+                 named: list[tuple[str, Tensor]], history: History, bar: Any, sigint: _StopOnSigint) -> None:
+        self.model, self.loss_fn, self.optimizer, self.loader = model, loss_fn, optimizer, loader
+        self.epochs, self.named, self.history, self.bar, self.sigint = epochs, named, history, bar, sigint
+
+    def epoch(self, epoch: int, val_loader: Iterable | None, scheduler: Any) -> bool:
+        """Train one epoch, validate and step the scheduler; False when training must stop (Ctrl-C)."""
+        start = time.perf_counter()
+        lr = float(self.optimizer.lr) if hasattr(self.optimizer, "lr") else math.nan
+        if self.bar is not None:
+            self.bar.set_description(f"epoch {epoch + 1}/{self.epochs}", refresh=False)
+        running, norms, interrupted = self.train_epoch(epoch)
+        self.history.interrupted = interrupted
+        if running.batches == 0:
+            if interrupted:
+                return False
+            raise ValueError("the loader yielded no batches (with drop_last=True, is batch_size "
+                             "larger than the data set?)")
+        self._record(running, norms, lr)
+        if interrupted:
+            self.history.epoch_time.append(time.perf_counter() - start)
+            if self.bar is not None:
+                self.bar.write("interrupted: stopped after the current batch")
+            return False
+        monitor = running.mean_loss if val_loader is None else self._validate(val_loader, running)
+        _step_scheduler(scheduler, monitor)
+        self.history.epoch_time.append(time.perf_counter() - start)
+        return True
+
+    def _record(self, running: _Running, norms: dict[str, float], lr: float) -> None:
+        self.history.loss.append(running.mean_loss)
+        if running.accuracy is not None:
+            self.history.accuracy.append(running.accuracy)
+        self.history.lr.append(lr)
+        for name, value in norms.items():
+            self.history.grad_norms[name].append(value)
+
+    def _validate(self, val_loader: Iterable, running: _Running) -> float:
+        val_loss, val_acc = evaluate(self.model, self.loss_fn, val_loader)
+        self.history.val_loss.append(val_loss)
+        if val_acc is not None:
+            self.history.val_accuracy.append(val_acc)
+        if self.bar is not None:
+            self.bar.set_postfix({**_postfix(running), "val_loss": f"{val_loss:.4f}"}, refresh=False)
+        return val_loss
+
+    def train_epoch(self, epoch: int) -> tuple[_Running, dict[str, float], bool]:
+        """One pass over the loader: (running sums, mean gradient norm per parameter, whether it was interrupted)."""
+        _set_mode(self.model, True)
+        running = _Running()
+        norms = _GradNorms(self.named)
+        interrupted = False
+        try:
+            for batch, (xb, yb) in enumerate(_batches(self.loader), 1):
+                out = self.model(xb)
+                loss = self.loss_fn(out, yb)
+                value = _loss_value(loss)
+                if not math.isfinite(value):
+                    raise self._diverged(epoch, batch, value)
+                self.optimizer.zero_grad()
+                loss.backward()
+                norms.add()
+                self.optimizer.step()
+                running.add(value, out, yb)
+                if self.bar is not None:
+                    self.bar.update(1)
+                    self.bar.set_postfix(_postfix(running), refresh=False)
+                if self.sigint.requested:
+                    break
+        except KeyboardInterrupt:
+            interrupted = True
+        return running, norms.means(), interrupted or self.sigint.requested
+
+    def _diverged(self, epoch: int, batch: int, value: float) -> NonFiniteLossError:
+        done = self.history.epochs
+        return NonFiniteLossError(
+            f"fit: the loss is {value} at epoch {epoch + 1}/{self.epochs}, batch {batch}: training diverged "
+            f"(is the learning rate too large?) and stopped before this batch's update; the history of the "
+            f"{done} finished epoch{'s' if done != 1 else ''} is in this error's .history",
+            self.history, epoch + 1, batch, value,
+        )
+
+
+class _GradNorms:
+    """The L2 norm of each parameter's gradient, averaged over the batches of one epoch that gave it a gradient."""
+
+    def __init__(self, named: list[tuple[str, Tensor]]) -> None:
+        self.named = named
+        self.sums = {name: 0.0 for name, _ in named}
+        self.counts = {name: 0 for name, _ in named}
+
+    def add(self) -> None:
+        for name, p in self.named:
+            if p.grad is not None:
+                g = p.grad.ravel()
+                self.sums[name] += math.sqrt(float(np.dot(g, g)))
+                self.counts[name] += 1
+
+    def means(self) -> dict[str, float]:
+        return {name: self.sums[name] / self.counts[name] if self.counts[name] else math.nan for name in self.sums}
+
+
+def _step_scheduler(scheduler: Any, monitor: float) -> None:
+    """ReduceLROnPlateau needs the value it watches (the validation loss, or else the training loss)."""
+    if isinstance(scheduler, ReduceLROnPlateau):
+        scheduler.step(monitor)
+    elif scheduler is not None:
+        scheduler.step()
 
 
 def _postfix(running: _Running) -> dict[str, str]:

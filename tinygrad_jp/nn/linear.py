@@ -84,6 +84,14 @@ def _initial_weights(init: Any, n_in: int, n_out: int, rng: Any, dtype: np.dtype
     return W.astype(dtype, copy=False)
 
 
+def _as_input(x: Any, dtype: np.dtype) -> Tensor:
+    """A layer's input in the layer's dtype. numpy makes float64 arrays by default, and float64 @ float32 would
+    silently run the whole model in float64; the cast is differentiable, so a float64 x gets a float64 gradient."""
+    if isinstance(x, Tensor):
+        return x if x.dtype == dtype else x.astype(dtype)
+    return Tensor(np.asarray(x, dtype=dtype))
+
+
 class Linear(Layer):
     """全結合層 y = x W + b。
 
@@ -91,7 +99,9 @@ class Linear(Layer):
 
     パラメータは ``W`` (形 (in_features, out_features)) と ``b`` (形 (out_features,))。``init`` は
     ``tinygrad_jp.init`` の名前 ("he", "xavier", "normal" など) か関数 ``(n_in, n_out) -> 配列``。
-    入力の形は (N, in)、(in,)、(..., in) のどれでもよい。
+    入力の形は (N, in)、(in,)、(..., in) のどれでもよい。入力は W の dtype に変換してから計算する
+    (float32 のモデルに float64 のバッチを入れても float32 で計算し、出力も float32。入力が Tensor なら
+    その勾配は入力の dtype で返る)。
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, init: Any = "he",
@@ -107,8 +117,7 @@ class Linear(Layer):
         self.b = Tensor(np.zeros(self.out_features, dtype=dt), requires_grad=True, name="b") if bias else None
 
     def forward(self, x: Any) -> Tensor:
-        if not isinstance(x, Tensor):
-            x = self.W._lift(x)
+        x = _as_input(x, self.W.dtype)
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             got = "a 0-d input" if x.ndim == 0 else f"{x.shape[-1]} (input shape {x.shape})"
             raise ValueError(f"{self!r} expects {self.in_features} input features in the last axis, got {got}")

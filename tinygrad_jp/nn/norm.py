@@ -9,6 +9,7 @@ import numpy as np
 from ..layer import Layer
 from ..ops import sqrt
 from ..tensor import Tensor, get_default_dtype
+from .linear import _as_input
 
 
 class BatchNorm1d(Layer):
@@ -22,6 +23,7 @@ class BatchNorm1d(Layer):
 
     評価モード: μ, σ² の代わりに running_mean, running_var を使う。
     パラメータは ``gamma`` (初期値 1) と ``beta`` (初期値 0)。移動平均はバッファで state_dict に入る。
+    入力は Linear と同じく gamma の dtype に変換してから計算する。
     """
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, dtype: Any = None):
@@ -41,8 +43,7 @@ class BatchNorm1d(Layer):
         self.register_buffer("running_var", np.ones(self.num_features, dtype=dt))
 
     def forward(self, x: Any) -> Tensor:
-        if not isinstance(x, Tensor):
-            x = self.gamma._lift(x)
+        x = _as_input(x, self.gamma.dtype)
         if x.ndim != 2 or x.shape[1] != self.num_features:
             raise ValueError(
                 f"{self!r} expects inputs of shape (N, {self.num_features}), got {x.shape}"
