@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect as pyinspect
 import math
+import re
 import warnings
 
 import numpy as np
@@ -21,6 +22,7 @@ from tinygrad_jp.demos import optimizers as opt_demo
 from tinygrad_jp.demos import train_mlp as mlp_demo
 from tinygrad_jp.demos import vanishing_gradient as vg_demo
 from tinygrad_jp.demos import weight_init as wi_demo
+from tinygrad_jp.textwidth import display_width
 
 CHAPTER_DEMOS = ["activations", "vanishing_gradient", "weight_init", "optimizers", "lr_schedule", "train_mlp",
                  "backprop_steps", "graph"]
@@ -59,23 +61,29 @@ def test_demo_writes_valid_pngs_without_any_warning(name, tmp_path, capsys):
 
 # ---------------------------------------------------------------------- activations
 @pytest.mark.parametrize("name", list(act_demo.TABLE))
-def test_backprop_derivative_matches_the_formula(name):
+def test_each_df_of_the_table_matches_central_differences_off_the_kink(name):
     act = act_demo.TABLE[name][0]
     x = np.linspace(-6.0, 6.0, 241) + 0.013  # off ReLU's kink at 0
     h = 1e-6
     central = (act(x + h) - act(x - h)) / (2 * h)
-    np.testing.assert_allclose(act_demo.backprop_derivative(act, x), central, atol=1e-6)
+    np.testing.assert_allclose(act.derivative(x), central, atol=1e-6)
 
 
 def test_comparison_table_has_the_chapters_columns_and_measured_speed():
     rows = act_demo.comparison_table(n=1000, repeats=1)
     assert [r.name for r in rows] == list(act_demo.TABLE)
-    assert all(r.seconds > 0 and r.max_error < 1e-12 for r in rows)
+    assert all(r.seconds > 0 and r.gap < 1e-6 for r in rows)
+    assert {r.name: r.kinks for r in rows if r.kinks} == {"ReLU": 1, "Leaky ReLU": 1}
     text = act_demo.format_table(rows, 1000)
-    header = text.splitlines()[0]
+    lines = text.splitlines()
     for column in ("関数", "出力範囲", "勾配消失", "計算速度", "推奨用途"):
-        assert column in header
+        assert column in lines[0]
     assert text.count("µs") == len(rows)
+    # A Markdown table whose columns also line up on a terminal (full-width characters are two columns wide).
+    assert all(line.count(" | ") == 4 for line in lines)
+    assert len({display_width(line) for line in lines}) == 1
+    bars = {tuple(display_width(line[: m.start()]) for m in re.finditer(r" \| ", line)) for line in lines}
+    assert len(bars) == 1
 
 
 # ---------------------------------------------------------------------- vanishing gradient

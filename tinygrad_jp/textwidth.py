@@ -33,13 +33,12 @@ def pad(text: str, width: int, align: str = "<") -> str:
     return text + fill if align == "<" else fill + text
 
 
-def format_table(rows: Sequence[Sequence[str]], align: str | None = None, gap: int = 2) -> str:
+def format_table(rows: Sequence[Sequence[str]], align: str | None = None, sep: str = "  ") -> str:
     """文字列の行の列を表示幅でそろえた表にする (1 行目を見出しとして、その下に罫線を引く)。
 
     どの行も同じ表示幅になる (左寄せの最後の列は空白で埋める)。
-
     ``align`` は列ごとの "<" (左寄せ) か ">" (右寄せ) を並べた文字列 (既定: 1 列目だけ左寄せ)。
-    列と列の間には ``gap`` 個の空白を入れる。
+    列と列の間には ``sep`` を入れる。``sep=" | "`` なら Markdown の表としても読める。
     """
     rows = [[str(cell) for cell in row] for row in rows]
     if not rows:
@@ -52,7 +51,6 @@ def format_table(rows: Sequence[Sequence[str]], align: str | None = None, gap: i
     if len(align) != n:
         raise ValueError(f"align must give one of '<' or '>' per column ({n}), got {align!r}")
     widths = [max(display_width(row[c]) for row in rows) for c in range(n)]
-    sep = " " * gap
     lines = [sep.join(pad(cell, w, a) for cell, w, a in zip(row, widths, align)) for row in rows]
     lines.insert(1, sep.join("-" * w for w in widths))
     return "\n".join(lines)
