@@ -159,6 +159,25 @@ def test_a_single_gradient_series_gets_a_label():
     assert [line.get_label() for line in ax.lines] == ["勾配の大きさ"]
 
 
+def test_layer_saturation_is_drawn_in_percent_per_layer_numbered_from_one(tmp_path):
+    sat = {"Sigmoid + N(0, 1)": [0.0, 0.42, 0.4], "ReLU + He": [0.0, 0.12, float("nan")]}
+    fig = viz.plot_layer_saturation(sat, path=tmp_path / "s.png")
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "層の深さ" and "%" in ax.get_ylabel()
+    assert [line.get_label() for line in ax.lines] == list(sat)
+    np.testing.assert_array_equal(ax.lines[0].get_xdata(), [1, 2, 3])
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), [0, 42, 40])
+    _render(fig, tmp_path)
+
+
+def test_curves_can_carry_a_dashed_reference_line():
+    ax = viz.plot_curves({"a": [1.5, 1.2, 0.9]}, reference={"ln 3": 1.0986}).axes[0]
+    (curve, ref) = ax.lines
+    assert ref.get_label() == "ln 3" and ref.get_linestyle() == "--"
+    np.testing.assert_allclose(ref.get_ydata(), [1.0986, 1.0986])
+    assert ref.get_zorder() < curve.get_zorder()
+
+
 # ---------------------------------------------------------------------- optimizers
 def _f(x, y):
     return x**2 + 10 * y**2

@@ -141,6 +141,33 @@ def plot_layer_gradients(
     return finish(fig, path, show)
 
 
+def plot_layer_saturation(
+    saturation: Mapping[str, Sequence[float]] | Sequence[float],
+    *,
+    title: str = "層ごとの飽和",
+    path: PathLike | None = None,
+    show: bool = False,
+) -> Figure:
+    """層ごとの飽和の割合 (0〜1、``probes.saturation``) を % で描く (横軸: 層の深さ 1, 2, ...)。
+
+    ``saturation`` は 1 本の列か、系列名 → 列 の辞書。nan の層 (測っていない層) は描かない。
+    Sigmoid・tanh では両端に張り付いた出力の割合、ReLU では死んだユニットの割合である。
+    """
+    series = _named(saturation, "飽和の割合")
+    fig = new_figure((10, 6), show)
+    ax = fig.subplots()
+    for name, values in series.items():
+        values = np.asarray(values, dtype=float) * 100
+        ax.plot(np.arange(1, len(values) + 1), values, marker="o", linewidth=2, markersize=6, label=name)
+    ax.set_ylim(-3, 103)
+    ax.set_xlabel("層の深さ")
+    ax.set_ylabel("飽和の割合 (%)")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    return finish(fig, path, show)
+
+
 # ---------------------------------------------------------------------- optimizers
 def _bounds(points: np.ndarray) -> tuple[tuple[float, float], tuple[float, float]]:
     finite = points[np.all(np.isfinite(points), axis=1)]
@@ -301,15 +328,21 @@ def plot_curves(
     ylabel: str = "損失",
     title: str = "損失の推移",
     logy: bool = False,
+    reference: Mapping[str, float] | None = None,
     path: PathLike | None = None,
     show: bool = False,
 ) -> Figure:
-    """名前 → 値の列 を 1 枚に重ねて描く (最適化手法ごとの損失曲線の比較など)。"""
+    """名前 → 値の列 を 1 枚に重ねて描く (最適化手法ごとの損失曲線の比較など)。
+
+    ``reference`` (名前 → 値) は目安の水平線として破線で描く (当てずっぽうの損失 ln 3 など)。
+    """
     fig = new_figure((9, 5.5), show)
     ax = fig.subplots()
     for name, values in _named(curves, ylabel).items():
         values = np.asarray(values, dtype=float)
         ax.plot(np.arange(1, len(values) + 1), values, linewidth=2, label=name)
+    for name, value in (reference or {}).items():
+        ax.axhline(value, color="black", linestyle="--", linewidth=1.5, label=name, zorder=1)  # under the curves
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)
