@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect as pyinspect
 import math
+import re
 import warnings
 
 import numpy as np
@@ -21,6 +22,7 @@ from tinygrad_jp.demos import optimizers as opt_demo
 from tinygrad_jp.demos import train_mlp as mlp_demo
 from tinygrad_jp.demos import vanishing_gradient as vg_demo
 from tinygrad_jp.demos import weight_init as wi_demo
+from tinygrad_jp.textwidth import display_width, format_table
 
 CHAPTER_DEMOS = ["activations", "vanishing_gradient", "weight_init", "optimizers", "lr_schedule", "train_mlp",
                  "backprop_steps", "graph"]
@@ -59,23 +61,29 @@ def test_demo_writes_valid_pngs_without_any_warning(name, tmp_path, capsys):
 
 # ---------------------------------------------------------------------- activations
 @pytest.mark.parametrize("name", list(act_demo.TABLE))
-def test_backprop_derivative_matches_the_formula(name):
+def test_each_df_of_the_table_matches_central_differences_off_the_kink(name):
     act = act_demo.TABLE[name][0]
     x = np.linspace(-6.0, 6.0, 241) + 0.013  # off ReLU's kink at 0
     h = 1e-6
     central = (act(x + h) - act(x - h)) / (2 * h)
-    np.testing.assert_allclose(act_demo.backprop_derivative(act, x), central, atol=1e-6)
+    np.testing.assert_allclose(act.derivative(x), central, atol=1e-6)
 
 
 def test_comparison_table_has_the_chapters_columns_and_measured_speed():
     rows = act_demo.comparison_table(n=1000, repeats=1)
     assert [r.name for r in rows] == list(act_demo.TABLE)
-    assert all(r.seconds > 0 and r.max_error < 1e-12 for r in rows)
+    assert all(r.seconds > 0 and r.gap < 1e-6 for r in rows)
+    assert {r.name: r.kinks for r in rows if r.kinks} == {"ReLU": 1, "Leaky ReLU": 1}
     text = act_demo.format_table(rows, 1000)
-    header = text.splitlines()[0]
+    lines = text.splitlines()
     for column in ("関数", "出力範囲", "勾配消失", "計算速度", "推奨用途"):
-        assert column in header
+        assert column in lines[0]
     assert text.count("µs") == len(rows)
+    # A Markdown table whose columns also line up on a terminal (full-width characters are two columns wide).
+    assert all(line.count(" | ") == 4 for line in lines)
+    assert len({display_width(line) for line in lines}) == 1
+    bars = {tuple(display_width(line[: m.start()]) for m in re.finditer(r" \| ", line)) for line in lines}
+    assert len(bars) == 1
 
 
 # ---------------------------------------------------------------------- vanishing gradient
@@ -91,13 +99,38 @@ def test_sigmoid_chain_equals_the_chain_rule_by_hand():
     np.testing.assert_allclose(vg_demo.sigmoid_chain_gradients(), by_hand[::-1], rtol=1e-12)
 
 
-def test_deep_net_countermeasures_keep_the_gradient_and_bad_setups_lose_it():
-    ratios = {k: g[0] / g[-1] for k, g in vg_demo.deep_net_gradients(width=100, batch=16).items()}
+def test_deep_net_gradient_ratios_separate_the_vanishing_setups_from_the_fixed_ones():
+    results = vg_demo.run_experiment(vg_demo.Budget(steps=1))
+    ratios = {label: r.ratio for label, r in results.items()}
     assert 0.1 <= ratios["ReLU + He"] <= 10
     assert ratios["Sigmoid + N(0, 0.01)"] < 1e-3
     assert ratios["Sigmoid + Xavier"] < 1e-3
     for fixed in ("tanh + Xavier", "Sigmoid + Xavier + BatchNorm", "Sigmoid + Xavier + Residual"):
         assert ratios[fixed] > 1e-2, fixed
+    # The layers are numbered 1..10 as on the plots: one gradient and one saturation per hidden layer.
+    assert all(len(r.grad) == len(r.saturation) == 10 for r in results.values())
+
+
+def test_vanishing_gradient_table_lines_up_on_a_terminal():
+    budget = vg_demo.Budget(width=16, n_per_class=10, steps=2)
+    table = vg_demo.results_table(vg_demo.run_experiment(budget), budget).splitlines()
+    assert "設定" in table[0] and len(table) == 2 + len(vg_demo.CONFIGS)
+    assert len({display_width(line) for line in table}) == 1
+    # Right-aligned numbers end at the same display column as their (Japanese) header.
+    ends = {tuple(display_width(line[: m.end()]) for m in re.finditer(r"\S+(?=  |$)", line))[1:] for line in table}
+    assert len(ends) == 1
+
+
+def test_lr_schedule_and_optimizer_tables_line_up_on_a_terminal(tmp_path, capsys):
+    lr_demo.run(tmp_path, small=True)
+    out = capsys.readouterr().out.splitlines()
+    start = next(i for i, line in enumerate(out) if line.startswith("スケジューラ"))
+    table = out[start:start + 2 + 6]
+    assert set(table[1]) <= {"-", " "}
+    assert len({display_width(line) for line in table}) == 1
+    rows = opt_demo.trajectory_table(opt_demo.trajectories())
+    lines = format_table(rows).splitlines()
+    assert rows[0][0] == "手法" and len({display_width(line) for line in lines}) == 1
 
 
 # ---------------------------------------------------------------------- weight init

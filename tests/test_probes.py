@@ -124,7 +124,43 @@ def test_record_keeps_no_tensor_alive():
 def test_table_and_columns():
     stats = probes.layer_stats(nn.MLP([3, 4, 4, 2], rng=0), *_batch(3, 2), mse)
     lines = str(stats).splitlines()
-    assert len(lines) == 1 + 3 and lines[1].startswith("0") and "3x4" in lines[1]
+    assert len(lines) == 2 + 3 and lines[2].startswith("1 ") and "3x4" in lines[2]
     assert stats.column("act_std").shape == (3,)
     with pytest.raises(ValueError, match="unknown column 'grad'"):
         stats.column("grad")
+
+
+@pytest.mark.parametrize("options", [{}, {"batchnorm": True}, {"residual": True}],
+                         ids=["plain", "batchnorm", "residual"])
+def test_layers_are_numbered_like_the_plots_one_based_counting_linear_layers(options):
+    model = nn.MLP([3, 4, 4, 4, 2], rng=0, **options)
+    stats = probes.layer_stats(model, *_batch(3, 2), mse)
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    assert [r.layer for r in stats] == list(range(1, len(linears) + 1))
+    assert [(r.in_features, r.out_features) for r in stats] == [(m.in_features, m.out_features) for m in linears]
+    # The table's first column is that number, the same 1, 2, ... as the x-axis of plot_layer_gradients.
+    rows = str(stats).splitlines()[2:]
+    assert [int(line.split()[0]) for line in rows] == [r.layer for r in stats]
+
+
+def test_saturation_counts_sigmoid_and_tanh_outputs_near_their_limits_and_dead_relu_units():
+    out = np.array([[0.005, 0.5, 0.995, 0.3], [0.2, 0.0099, 0.99, 0.991]])
+    assert probes.saturation(nn.Sigmoid(), out) == pytest.approx(4 / 8)
+    assert probes.saturation(nn.Tanh(), np.array([[-0.995, 0.0, 0.98, 0.999]])) == pytest.approx(2 / 4)
+    # A ReLU unit is dead when it outputs 0 for every sample of the batch, not when it is 0 for some.
+    relu_out = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 2.0]])
+    assert probes.saturation(nn.ReLU(), relu_out) == pytest.approx(1 / 3)
+    assert np.isnan(probes.saturation(nn.GELU(), out))
+
+
+def test_layer_stats_saturation_is_measured_on_each_layers_activation_output():
+    x, y = _batch(3, 2, n=64)
+    model = nn.MLP([3, 50, 50, 2], activation="sigmoid", init=lambda n_in, n_out: np.full((n_in, n_out), 3.0),
+                   rng=0)
+    stats = probes.layer_stats(model, x, y, mse)
+    h1 = model[1](model[0](x)).data
+    h2 = model[3](model[2](h1)).data
+    assert stats[0].saturation == pytest.approx(np.mean((h1 < 0.01) | (h1 > 0.99)))
+    assert stats[1].saturation == pytest.approx(np.mean((h2 < 0.01) | (h2 > 0.99)))
+    assert 0 < stats[0].saturation < stats[1].saturation  # not a trivial 0 == 0
+    assert np.isnan(stats[2].saturation)  # the output layer has no activation

@@ -13,7 +13,8 @@ import pytest
 from matplotlib import font_manager
 from matplotlib.figure import Figure
 
-from tinygrad_jp import Tensor, viz
+import tinygrad_jp as tg
+from tinygrad_jp import Activation, Tensor, activations, viz
 from tinygrad_jp.activations import ReLU, Sigmoid, Tanh
 
 
@@ -97,20 +98,41 @@ def test_core_does_not_import_matplotlib():
 
 
 # ---------------------------------------------------------------------- activations
-def test_activation_curves_overlay_backprop_on_the_formula(tmp_path):
+def test_activation_curves_compare_df_with_central_differences_of_f(tmp_path):
     acts = [Sigmoid(), Tanh(), ReLU()]
     x = np.linspace(-4, 4, 81)
     fig = viz.plot_activations(acts, x, path=tmp_path / "sub" / "act.png")
     assert (tmp_path / "sub" / "act.png").is_file()
-    assert len(fig.axes) == 2 * len(acts)
-    for act, (ax_f, ax_d) in zip(acts, np.reshape(fig.axes, (-1, 2))):
+    assert len(fig.axes) == 3 * len(acts)
+    h = 1e-6
+    for act, (ax_f, ax_d, ax_gap) in zip(acts, np.reshape(fig.axes, (-1, 3))):
         name = type(act).__name__
         assert ax_f.get_title() == f"{name}関数" and ax_d.get_title() == f"{name}の導関数"
         np.testing.assert_allclose(ax_f.lines[0].get_ydata(), act(x))
-        formula, backprop = ax_d.lines
+        formula, numerical = ax_d.lines[:2]
         np.testing.assert_allclose(formula.get_ydata(), act.derivative(x))
-        # The dotted curve is the engine's gradient of Σ f(x): for an elementwise f it equals f'(x).
-        np.testing.assert_allclose(backprop.get_ydata(), act.derivative(x), rtol=1e-12, atol=1e-15)
+        # The markers are f's central differences, computed here from f alone.
+        xs = numerical.get_xdata()
+        np.testing.assert_allclose(numerical.get_ydata(), (act(xs + h) - act(xs - h)) / (2 * h), atol=1e-8)
+        gap = tg.check_derivative(act, x).gap
+        assert ax_gap.get_yscale() == "log" and ("0" if gap == 0 else f"{gap:.1e}") in ax_gap.get_title()
+    # ReLU's kink at 0 is marked on its derivative panel, not counted in its gap.
+    relu_d = fig.axes[7]
+    assert any("微分できない点 x = 0" in t.get_text() for t in relu_d.get_legend().get_texts())
+
+
+def test_a_wrong_df_shows_a_gap_in_the_figure():
+    class SwishMissingATerm(Activation):
+        def f(self, x):
+            return x * activations.sigmoid(x)
+
+        def df(self, x, y):
+            return activations.sigmoid(x)
+
+    fig = viz.plot_activations({"Swish?": SwishMissingATerm()})
+    gap = tg.check_derivative(SwishMissingATerm(), np.linspace(-5, 5, 401)).gap
+    assert gap > 0.1 and f"{gap:.1e}" in fig.axes[2].get_title()
+    assert np.nanmax(fig.axes[2].lines[0].get_ydata()) == pytest.approx(gap)
 
 
 def test_activation_curves_accept_names_and_a_mapping():
@@ -135,6 +157,25 @@ def test_layer_gradients_are_drawn_per_series_on_a_log_axis(tmp_path):
 def test_a_single_gradient_series_gets_a_label():
     ax = viz.plot_layer_gradients([0.5, 0.1]).axes[0]
     assert [line.get_label() for line in ax.lines] == ["勾配の大きさ"]
+
+
+def test_layer_saturation_is_drawn_in_percent_per_layer_numbered_from_one(tmp_path):
+    sat = {"Sigmoid + N(0, 1)": [0.0, 0.42, 0.4], "ReLU + He": [0.0, 0.12, float("nan")]}
+    fig = viz.plot_layer_saturation(sat, path=tmp_path / "s.png")
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "層の深さ" and "%" in ax.get_ylabel()
+    assert [line.get_label() for line in ax.lines] == list(sat)
+    np.testing.assert_array_equal(ax.lines[0].get_xdata(), [1, 2, 3])
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), [0, 42, 40])
+    _render(fig, tmp_path)
+
+
+def test_curves_can_carry_a_dashed_reference_line():
+    ax = viz.plot_curves({"a": [1.5, 1.2, 0.9]}, reference={"ln 3": 1.0986}).axes[0]
+    (curve, ref) = ax.lines
+    assert ref.get_label() == "ln 3" and ref.get_linestyle() == "--"
+    np.testing.assert_allclose(ref.get_ydata(), [1.0986, 1.0986])
+    assert ref.get_zorder() < curve.get_zorder()
 
 
 # ---------------------------------------------------------------------- optimizers

@@ -7,7 +7,7 @@ from .activations import Activation
 from .autograd import (
     BackwardError, Function, backward, detect_anomaly, enable_grad, grad, is_anomaly_enabled, is_grad_enabled, no_grad,
 )
-from .gradcheck import GradcheckError, gradcheck
+from .gradcheck import DerivativeCheck, GradcheckError, check_derivative, gradcheck
 from .ops import concatenate, maximum, minimum, stack, where
 from .random import get_rng, manual_seed
 from .serialization import load, save
@@ -28,8 +28,8 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
-    "Activation", "BackwardError", "F", "Function", "GradcheckError", "Tensor", "__version__", "backward",
-    "concatenate",
+    "Activation", "BackwardError", "DerivativeCheck", "F", "Function", "GradcheckError", "Tensor", "__version__",
+    "backward", "check_derivative", "concatenate",
     "data", "detect_anomaly", "enable_grad", "functional", "get_default_dtype", "get_rng", "grad", "gradcheck",
     "init", "inspect", "is_anomaly_enabled", "is_grad_enabled", "load", "losses", "manual_seed", "maximum", "minimum",
     "nn", "no_grad",

@@ -13,8 +13,11 @@
         loss.backward()
     print(rec.stats)
 
-行は ``Linear`` 層ごとに 1 つ (モデルの中の順)。「層の出力」は Linear の直後に呼ばれた活性化関数の
-出力 (間の BatchNorm・Dropout は飛ばす)。後ろに活性化関数がなければ (最後の層など) Linear の出力そのもの。
+行は ``Linear`` 層ごとに 1 つ (モデルの中の順)。層の番号 ``layer`` は Linear 層を入力側から
+1, 2, ... と数えたもので、``viz.plot_layer_gradients`` の横軸「層の深さ」と同じ番号になる
+(``name`` は ``Sequential`` の中の位置 "0", "2", ... で、番号とは別物)。
+「層の出力」は Linear の直後に呼ばれた活性化関数の出力 (間の BatchNorm・Dropout は飛ばす)。
+後ろに活性化関数がなければ (最後の層など) Linear の出力そのもの。
 """
 
 from __future__ import annotations
@@ -26,26 +29,33 @@ from typing import Any
 
 import numpy as np
 
-from .activations import Activation
+from .activations import Activation, ReLU, Sigmoid, Tanh
 from .layer import Layer
 from .nn.linear import Linear
 from .tensor import Tensor
+from .textwidth import format_table
 
 
 @dataclass
 class LayerStats:
     """1 つの Linear 層の統計。
 
+    * ``layer``: 層の番号 (Linear 層を入力側から 1, 2, ... と数える。図の「層の深さ」と同じ)。
+    * ``name``: モデルの中での名前 (``Sequential`` の位置 "0", "2", ... や "1.block.0")。
     * ``act_mean``, ``act_std``: 層の出力 (活性化関数の後) の平均と標準偏差。
+    * ``saturation``: 層の出力のうち勾配をほとんど通さない割合 (``saturation`` 関数を参照。
+      Sigmoid・tanh・ReLU の後でだけ測り、それ以外では nan)。
     * ``weight_grad_norm``: ‖∂L/∂W‖ (フロベニウスノルム)。``weight_grad_abs_mean``: mean |∂L/∂W|。
     * ``out_grad_norm``: 層の出力に関する勾配のノルム ‖∂L/∂a‖。
     """
 
+    layer: int
     name: str
     in_features: int
     out_features: int
     act_mean: float = math.nan
     act_std: float = math.nan
+    saturation: float = math.nan
     weight_grad_norm: float = math.nan
     weight_grad_abs_mean: float = math.nan
     out_grad_norm: float = math.nan
@@ -64,29 +74,47 @@ class ProbeStats(list):
         return np.array([getattr(row, name) for row in self])
 
     def __str__(self) -> str:
-        lines = [
-            f"{'layer':<12}{'shape':>12}{'act mean':>11}{'act std':>11}"
-            f"{'|dL/dW|':>11}{'mean|dL/dW|':>13}{'|dL/da|':>11}"
-        ]
+        rows = [["layer", "module", "shape", "act mean", "act std", "saturated", "|dL/dW|", "mean|dL/dW|",
+                 "|dL/da|"]]
         for r in self:
-            shape = f"{r.in_features}x{r.out_features}"
-            lines.append(
-                f"{r.name:<12}{shape:>12}{r.act_mean:>11.3g}{r.act_std:>11.3g}{r.weight_grad_norm:>11.3g}"
-                f"{r.weight_grad_abs_mean:>13.3g}{r.out_grad_norm:>11.3g}"
-            )
-        return "\n".join(lines)
+            saturated = "-" if math.isnan(r.saturation) else f"{r.saturation:.0%}"
+            rows.append([str(r.layer), r.name, f"{r.in_features}x{r.out_features}", f"{r.act_mean:.3g}",
+                         f"{r.act_std:.3g}", saturated, f"{r.weight_grad_norm:.3g}",
+                         f"{r.weight_grad_abs_mean:.3g}", f"{r.out_grad_norm:.3g}"])
+        return format_table(rows, align="<<>>>>>>>")
+
+
+def saturation(act: Layer, out: np.ndarray, margin: float = 0.01) -> float:
+    """活性化関数 ``act`` の出力 ``out`` (形 (バッチ, ユニット)) のうち、勾配をほとんど通さない割合。
+
+    * Sigmoid: 出力が 0 か 1 から ``margin`` 以内 (0.01 なら σ' = y(1 - y) < 0.0099) の要素の割合。
+    * tanh: 出力が ±1 から ``margin`` 以内 (0.01 なら tanh' = 1 - y² < 0.0199) の要素の割合。
+    * ReLU: バッチのどの入力に対しても 0 を出すユニット (死んだ ReLU: 勾配が 1 つも通らない) の割合。
+
+    ほかの活性化関数では定義しないので nan を返す。
+    """
+    out = np.asarray(out, dtype=np.float64)
+    m = margin
+    if isinstance(act, Sigmoid):
+        return float(np.mean((out < m) | (out > 1 - m)))
+    if isinstance(act, Tanh):
+        return float(np.mean(np.abs(out) > 1 - m))
+    if isinstance(act, ReLU):
+        units = out.reshape(out.shape[0], -1) if out.ndim > 1 else out.reshape(1, -1)
+        return float(np.mean(np.all(units <= 0, axis=0)))
+    return math.nan
 
 
 class _Tap(Layer):
     """Stands in for an activation while recording: calls it, then reports its output."""
 
-    def __init__(self, layer: Layer, report: Callable[[Any], None]):
+    def __init__(self, layer: Layer, report: Callable[[Layer, Any], None]):
         self.layer = layer
         self._report = report
 
     def forward(self, x: Any) -> Any:
         out = self.layer(x)
-        self._report(out)
+        self._report(self.layer, out)
         return out
 
 
@@ -131,7 +159,8 @@ class record:
         rows: dict[int, LayerStats] = {}
         for name, module in self.model.named_modules():
             if isinstance(module, Linear) and id(module) not in rows:
-                rows[id(module)] = LayerStats(name or "Linear", module.in_features, module.out_features)
+                rows[id(module)] = LayerStats(len(rows) + 1, name or "Linear", module.in_features,
+                                              module.out_features)
                 self._linears.append(module)
                 # Layer.__call__ looks forward up on the instance, so an instance attribute intercepts it.
                 module.forward = self._tapped_linear(module, rows[id(module)])
@@ -164,15 +193,17 @@ class record:
 
         return forward
 
-    def _on_activation(self, out: Any) -> None:
+    def _on_activation(self, act: Layer, out: Any) -> None:
         if self._current is not None:
             self._observe(self._current, out)
+            self._current.saturation = saturation(act, out.data if isinstance(out, Tensor) else out)
             self._current = None
 
     def _observe(self, row: LayerStats, out: Any) -> None:
         data = out.data if isinstance(out, Tensor) else np.asarray(out)
         row.act_mean = float(np.mean(data, dtype=np.float64))
         row.act_std = float(np.std(data, dtype=np.float64))
+        row.saturation = math.nan
         row.out_grad_norm = math.nan
         if isinstance(out, Tensor) and out.requires_grad:
             # Each forward pass gets its own token, so a hook from an older pass cannot overwrite the newest.

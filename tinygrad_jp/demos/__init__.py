@@ -15,8 +15,8 @@ from typing import Any
 
 # name -> (module, one-line description shown by --help), in the chapter's order.
 DEMOS: dict[str, tuple[str, str]] = {
-    "activations": ("activations", "7 つの活性化関数と導関数 (逆伝播で計算) の図、速度を測った比較表"),
-    "vanishing_gradient": ("vanishing_gradient", "10 層シグモイドの勾配消失と、深いネットでの 4 つの対策"),
+    "activations": ("activations", "7 つの活性化関数と導関数 (式の df を f の数値微分で検算) の図、速度を測った比較表"),
+    "vanishing_gradient": ("vanishing_gradient", "10 層シグモイドの勾配消失と、深いネット 7 設定の勾配・飽和・学習"),
     "weight_init": ("weight_init", "初期化 (std 1, 0.01, Xavier, He) ごとの各層の活性化の分布"),
     "optimizers": ("optimizers", "SGD・Momentum・AdaGrad・RMSprop・Adam の軌跡と、MLP での損失"),
     "lr_schedule": ("lr_schedule", "学習率スケジューラの学習率の推移と、ウォームアップ + cosine の効果"),

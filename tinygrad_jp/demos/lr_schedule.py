@@ -13,6 +13,7 @@ from typing import Any
 from .. import data, nn, optim, train
 from .. import functional as F
 from ..optim import lr_scheduler as S
+from ..textwidth import format_table
 from ..viz import plot_curves, plot_lr_schedules
 
 BASE_LR = 0.1
@@ -82,17 +83,18 @@ def run(out_dir: Path, show: bool = False, *, small: bool = False) -> list[Path]
     lrs["ReduceLROnPlateau (spiral を学習)"] = plateau_schedule(epochs, n_per_class)
     print(f"=== 学習率 (η₀ = {BASE_LR}、{epochs} エポック) ===")
     marks = sorted({0, epochs // 10, epochs // 2, epochs - 1})
-    print(f"{'スケジューラ':<36}" + "".join(f"{f'e={e}':>11}" for e in marks))
-    for label, values in lrs.items():
-        print(f"{label:<36}" + "".join(f"{values[e]:>11.4g}" for e in marks))
+    rows = [["スケジューラ"] + [f"e={e}" for e in marks]]
+    rows += [[label] + [f"{values[e]:.4g}" for e in marks] for label, values in lrs.items()]
+    print(format_table(rows))
     lr_path = out_dir / "lr_schedules.png"
     plot_lr_schedules(lrs, path=lr_path, show=show)
 
     losses = warmup_cosine_vs_constant(epochs, n_per_class=n_per_class)
     print()
     print("=== spiral を Adam で学習したときの損失 ===")
-    for label, values in losses.items():
-        print(f"{label:<36} 最後: {values[-1]:.4f}  最小: {min(values):.4f}")
+    rows = [["学習率", "最後の損失", "最小の損失"]]
+    rows += [[label, f"{values[-1]:.4f}", f"{min(values):.4f}"] for label, values in losses.items()]
+    print(format_table(rows))
     loss_path = out_dir / "lr_warmup_cosine.png"
     plot_curves(losses, title="ウォームアップ + cosine と一定の学習率 (spiral、Adam)", logy=True,
                 path=loss_path, show=show)

@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import data, nn, optim, train
 from .. import functional as F
+from ..textwidth import format_table
 from ..viz import plot_curves, plot_objective, plot_trajectories
 
 NAMES = ("SGD", "Momentum", "AdaGrad", "RMSprop", "Adam")
@@ -48,6 +49,27 @@ def trajectories(init_pos: tuple[float, float] = (-7.0, 2.0), learning_rate: flo
     return result
 
 
+def final_summary(trajs: dict[str, np.ndarray]) -> dict[str, tuple[float, float, float, float]]:
+    """手法ごとの最後の点の (x, y, 原点からの距離 √(x² + y²), f(x, y))。
+
+    「どれが原点にいちばん近いか」と「どれの f がいちばん小さいか」は、答えが違うことがある:
+    f は y 方向のずれを 10 倍に数えるからである。
+    """
+    result = {}
+    for name, t in trajs.items():
+        x, y = (float(v) for v in t[-1])
+        result[name] = (x, y, float(np.hypot(x, y)), float(f(x, y)))
+    return result
+
+
+def trajectory_table(trajs: dict[str, np.ndarray]) -> list[list[str]]:
+    """``final_summary`` を表の行 (見出しつき) にする。"""
+    rows = [["手法", "最後の (x, y)", "原点からの距離", "f(x, y)"]]
+    for name, (x, y, distance, value) in final_summary(trajs).items():
+        rows.append([name, f"({x:+.4f}, {y:+.4f})", f"{distance:.4g}", f"{value:.4g}"])
+    return rows
+
+
 # Learning rates for the MLP: each method near its usual setting (Adam at the chapter's recommended 0.001 would
 # need many more epochs than this demo runs, so the adaptive methods share 0.01).
 MLP_LR: dict[str, float] = {"SGD": 0.1, "Momentum": 0.05, "AdaGrad": 0.05, "RMSprop": 0.01, "Adam": 0.01}
@@ -74,10 +96,7 @@ def run(out_dir: Path, show: bool = False, *, small: bool = False) -> list[Path]
     out_dir = Path(out_dir)
     trajs = trajectories()
     print("=== f(x, y) = x² + 10y²、(-7, 2) から学習率 0.1 で 30 ステップ ===")
-    print(f"{'手法':<10}{'最後の (x, y)':>26}{'f(x, y)':>12}")
-    for name, t in trajs.items():
-        x, y = t[-1]
-        print(f"{name:<10}{f'({x:+.4f}, {y:+.4f})':>26}{f(x, y):>12.4g}")
+    print(format_table(trajectory_table(trajs)))
     traj_path = out_dir / "optimizers_trajectories.png"
     plot_trajectories(f, trajs, path=traj_path, show=show)
     objective_path = out_dir / "optimizers_objective.png"
@@ -87,8 +106,7 @@ def run(out_dir: Path, show: bool = False, *, small: bool = False) -> list[Path]
     losses = train_mlp_losses(epochs=epochs, n_per_class=30 if small else 100)
     print()
     print(f"=== spiral (3 クラス) を MLP [2, 32, 32, 3] で {epochs} エポック: 最後の損失 ===")
-    for name, values in losses.items():
-        print(f"{name:<22}{values[-1]:.4f}")
+    print(format_table([["手法", "最後の損失"]] + [[name, f"{values[-1]:.4f}"] for name, values in losses.items()]))
     mlp_path = out_dir / "optimizers_mlp.png"
     plot_curves(losses, title="最適化手法ごとの損失の推移 (spiral、MLP)", logy=True, path=mlp_path, show=show)
     return [traj_path, objective_path, mlp_path]

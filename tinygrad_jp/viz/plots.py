@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 
 from .. import activations as activations_module
 from ..autograd import no_grad
+from ..gradcheck import DerivativeCheck, check_derivative
 from ..tensor import Tensor
 from ._figure import PathLike, finish, new_figure
 
@@ -28,19 +29,10 @@ def _named(items: Mapping[str, Any] | Sequence[Any], default: str) -> dict[str, 
 
 
 # ---------------------------------------------------------------------- activations
-def plot_activations(
-    activations: Mapping[str, Any] | Sequence[Any],
-    x: np.ndarray | None = None,
-    *,
-    path: PathLike | None = None,
-    show: bool = False,
-) -> Figure:
-    """活性化関数ごとに 1 行: 左に f(x)、右に導関数 f'(x)。
+_GAP_FLOOR = 1e-17  # where an exact 0 is drawn on the log axis of the gap panel
 
-    導関数は 2 本重ねて描く: 式 (``Activation.derivative``) の実線と、エンジンの逆伝播
-    (∂/∂x Σ f(x)) で求めた点線。一致していれば逆伝播が式どおりに動いている。
-    ``activations`` は Activation のインスタンス・クラス・名前 ("relu" など) の列か、名前 → それの辞書。
-    """
+
+def _activation_layers(activations: Mapping[str, Any] | Sequence[Any]) -> dict[str, Any]:
     if isinstance(activations, Mapping):
         acts = {name: activations_module.get(a) for name, a in activations.items()}
     else:
@@ -51,28 +43,73 @@ def plot_activations(
     if not acts:
         raise ValueError("plot_activations needs at least one activation, got none")
     for name, act in acts.items():
-        if not callable(getattr(act, "derivative", None)):
+        if not isinstance(act, activations_module.Activation):
             raise TypeError(
-                f"plot_activations draws elementwise activations with a derivative(x); {name} "
-                f"({type(act).__name__}) has none"
+                f"plot_activations draws elementwise activations (Activation subclasses with f and df); {name} "
+                f"({type(act).__name__}) is not one"
             )
+    return acts
+
+
+def _draw_derivative(ax: Any, name: str, check: DerivativeCheck, every: int) -> None:
+    ax.plot(check.x, check.analytic, linewidth=2, color="tab:red", label="式による導関数 df")
+    ax.plot(check.x[::every], check.numerical[::every], "o", markersize=4, markerfacecolor="none",
+            color="black", label="数値微分 (f の中心差分)")
+    kinks = np.flatnonzero(check.kink)
+    for i in kinks:
+        if len(kinks) <= 2:
+            label = f"微分できない点 x = {check.x[i]:g} (左 {check.left[i]:.3g}、右 {check.right[i]:.3g})"
+        else:
+            label = f"微分できない点 ({len(kinks)} 個)" if i == kinks[0] else None
+        ax.axvline(check.x[i], color="tab:green", linestyle="--", linewidth=1.5, label=label)
+    ax.set_title(f"{name}の導関数")
+    ax.set_ylabel(f"{name}'(x)")
+
+
+def _draw_gap(ax: Any, check: DerivativeCheck) -> None:
+    gap = np.maximum(check.difference, _GAP_FLOOR)  # nan (not differentiable) stays a hole in the line
+    ax.plot(check.x, gap, linewidth=1.5, color="tab:purple")
+    allowed = check.atol + check.rtol * np.abs(check.numerical)
+    ax.plot(check.x, allowed, color="gray", linestyle="--", linewidth=1, label="gradcheck の許容差")
+    ax.set_yscale("log")
+    ax.set_ylim(_GAP_FLOOR / 3, 3)
+    largest = "0" if check.gap == 0 else f"{check.gap:.1e}"
+    ax.set_title(f"|df − 数値微分| (最大 {largest})")
+    ax.set_ylabel("差 (0 は下端に描く)")
+
+
+def plot_activations(
+    activations: Mapping[str, Any] | Sequence[Any],
+    x: np.ndarray | None = None,
+    *,
+    path: PathLike | None = None,
+    show: bool = False,
+) -> Figure:
+    """活性化関数ごとに 1 行: 左に f(x)、中央に導関数、右にその検算の差。
+
+    中央の実線は式による導関数 ``df`` (逆伝播が使うのと同じ値)、丸は f だけから float64 の中心差分
+    (f(x + ε) − f(x − ε)) / 2ε で求めた数値微分。右は両者の差 |df − 数値微分| を対数軸で描き、
+    題に最大値を書く (``tg.check_derivative(act, x).gap`` と同じ値)。df が間違っていれば右の差が
+    大きくなる。左右の片側差分が食い違う点 (ReLU の x = 0 などの折れ目) は微分できない点として
+    縦の点線で示し、差には含めない。
+    ``activations`` は Activation のインスタンス・クラス・名前 ("relu" など) の列か、名前 → それの辞書。
+    """
+    acts = _activation_layers(activations)
     x = np.linspace(-5.0, 5.0, 401) if x is None else np.asarray(x, dtype=float)
-    fig = new_figure((11, 3.2 * len(acts)), show)
-    axes = fig.subplots(len(acts), 2, squeeze=False)
-    for (name, act), (ax_f, ax_d) in zip(acts.items(), axes):
-        t = Tensor(x, requires_grad=True)
-        act(t).sum().backward()
-        ax_f.plot(x, act(x), linewidth=2, label=f"{name}(x)")
+    every = max(1, x.size // 40)
+    fig = new_figure((15, 3.2 * len(acts)), show)
+    axes = fig.subplots(len(acts), 3, squeeze=False, gridspec_kw={"width_ratios": [1, 1, 0.8]})
+    for (name, act), (ax_f, ax_d, ax_gap) in zip(acts.items(), axes):
+        check = check_derivative(act, x)
+        ax_f.plot(check.x, act(check.x), linewidth=2, label=f"{name}(x)")
         ax_f.set_title(f"{name}関数")
         ax_f.set_ylabel(f"{name}(x)")
-        ax_d.plot(x, act.derivative(x), linewidth=2, color="tab:red", label="式による導関数")
-        ax_d.plot(x, t.grad, linestyle=":", linewidth=2.5, color="black", label="逆伝播による勾配")
-        ax_d.set_title(f"{name}の導関数")
-        ax_d.set_ylabel(f"{name}'(x)")
-        for ax in (ax_f, ax_d):
+        _draw_derivative(ax_d, name, check, every)
+        _draw_gap(ax_gap, check)
+        for ax in (ax_f, ax_d, ax_gap):
             ax.set_xlabel("x")
             ax.grid(True, alpha=0.3)
-            ax.legend()
+            ax.legend(fontsize=8)
     return finish(fig, path, show)
 
 
@@ -98,6 +135,33 @@ def plot_layer_gradients(
     ax.set_yscale("log")
     ax.set_xlabel("層の深さ")
     ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    return finish(fig, path, show)
+
+
+def plot_layer_saturation(
+    saturation: Mapping[str, Sequence[float]] | Sequence[float],
+    *,
+    title: str = "層ごとの飽和",
+    path: PathLike | None = None,
+    show: bool = False,
+) -> Figure:
+    """層ごとの飽和の割合 (0〜1、``probes.saturation``) を % で描く (横軸: 層の深さ 1, 2, ...)。
+
+    ``saturation`` は 1 本の列か、系列名 → 列 の辞書。nan の層 (測っていない層) は描かない。
+    Sigmoid・tanh では両端に張り付いた出力の割合、ReLU では死んだユニットの割合である。
+    """
+    series = _named(saturation, "飽和の割合")
+    fig = new_figure((10, 6), show)
+    ax = fig.subplots()
+    for name, values in series.items():
+        values = np.asarray(values, dtype=float) * 100
+        ax.plot(np.arange(1, len(values) + 1), values, marker="o", linewidth=2, markersize=6, label=name)
+    ax.set_ylim(-3, 103)
+    ax.set_xlabel("層の深さ")
+    ax.set_ylabel("飽和の割合 (%)")
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend()
@@ -268,15 +332,21 @@ def plot_curves(
     ylabel: str = "損失",
     title: str = "損失の推移",
     logy: bool = False,
+    reference: Mapping[str, float] | None = None,
     path: PathLike | None = None,
     show: bool = False,
 ) -> Figure:
-    """名前 → 値の列 を 1 枚に重ねて描く (最適化手法ごとの損失曲線の比較など)。"""
+    """名前 → 値の列 を 1 枚に重ねて描く (最適化手法ごとの損失曲線の比較など)。
+
+    ``reference`` (名前 → 値) は目安の水平線として破線で描く (当てずっぽうの損失 ln 3 など)。
+    """
     fig = new_figure((9, 5.5), show)
     ax = fig.subplots()
     for name, values in _named(curves, ylabel).items():
         values = np.asarray(values, dtype=float)
         ax.plot(np.arange(1, len(values) + 1), values, linewidth=2, label=name)
+    for name, value in (reference or {}).items():
+        ax.axhline(value, color="black", linestyle="--", linewidth=1.5, label=name, zorder=1)  # under the curves
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)
