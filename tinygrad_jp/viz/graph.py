@@ -25,6 +25,7 @@ class _Node:
     role: str  # tensor: "output", "param", "const", "value"; op: "op"
     depth: int = 0
     inputs: list[str] = field(default_factory=list)
+    tensor_id: int | None = None  # id() of the tensor a tensor node stands for
 
 
 def _tensor_label(t: Tensor) -> str:
@@ -51,6 +52,7 @@ def _collect(tensor: Tensor) -> list[_Node]:
             else:
                 role = "param" if t.requires_grad else "const"
             nodes[key] = _Node(key, "tensor", _tensor_label(t), role)
+            nodes[key].tensor_id = id(t)
         return nodes[key]
 
     tensor_node(tensor)
@@ -137,11 +139,14 @@ def _layout(nodes: list[_Node]) -> dict[str, tuple[float, float]]:
     return pos
 
 
-def draw_graph(tensor: Tensor, path: PathLike | None = None, *, show: bool = False) -> Figure:
+def draw_graph(tensor: Tensor, path: PathLike | None = None, *, show: bool = False,
+               highlight: Tensor | None = None) -> Figure:
     """計算グラフを matplotlib だけで描いた図を返す (Graphviz は不要)。
 
     深さ (出力からの演算の段数) ごとに列を作り、左に入力、右に出力を置く。テンソルは角の丸い箱、
     演算は楕円で、図の patch はノード 1 つにつき 1 つ。色の意味は ``to_dot`` と同じ。
+    ``highlight`` にグラフの中のテンソルを渡すと、それと、それを作った演算を赤い枠で囲む
+    (逆伝播のステッパーが「今のノード」を示すのに使う)。
     """
     nodes = _collect(tensor)
     pos = _layout(nodes)
@@ -169,8 +174,26 @@ def draw_graph(tensor: Tensor, path: PathLike | None = None, *, show: bool = Fal
                 "", xy=(x1 - half_w, y1), xytext=(x0 + half_w, y0),
                 arrowprops={"arrowstyle": "->", "color": "dimgray", "shrinkA": 0, "shrinkB": 0},
             )
+    if highlight is not None:
+        _draw_highlight(ax, nodes, pos, highlight, half_w, half_h)
     ys = [y for _, y in pos.values()]
     ax.set_xlim(-0.6, n_cols - 0.4)
     ax.set_ylim(min(ys) - 0.6, max(ys) + 0.6)
     ax.set_axis_off()
     return finish(fig, path, show)
+
+
+def _draw_highlight(ax, nodes: list[_Node], pos: dict[str, tuple[float, float]], tensor: Tensor,
+                    half_w: float, half_h: float) -> None:
+    """A red frame around the node of `tensor` and around the op that produced it."""
+    found = [n for n in nodes if n.tensor_id == id(tensor)]
+    if not found:
+        raise ValueError(f"highlight: the tensor {tensor.name or tuple(tensor.shape)} is not in this graph")
+    margin = 0.07
+    for key in [found[0].key, *found[0].inputs]:
+        x, y = pos[key]
+        ax.add_patch(FancyBboxPatch(
+            (x - half_w - margin, y - half_h - margin), 2 * (half_w + margin), 2 * (half_h + margin),
+            boxstyle="round,pad=0,rounding_size=0.12", facecolor="none", edgecolor="red", linewidth=3, zorder=5,
+            gid="highlight",
+        ))
