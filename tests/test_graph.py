@@ -123,3 +123,26 @@ def test_released_graph_is_reported():
     loss.backward()
     with pytest.raises(RuntimeError, match="retain_graph"):
         to_dot(loss)
+
+
+def test_highlight_frames_the_tensor_and_the_op_that_made_it():
+    x = Tensor(np.array([1.0, 2.0]), name="x")
+    w = Tensor(np.array([0.5, -1.0]), requires_grad=True, name="w")
+    a = x * w
+    a.name = "a"
+    loss = (a ** 2).sum()
+    plain = draw_graph(loss).axes[0]
+    framed = draw_graph(loss, highlight=a).axes[0]
+    extra = framed.patches[len(plain.patches):]
+    assert len(extra) == 2 and all(p.get_edgecolor()[:3] == (1.0, 0.0, 0.0) for p in extra)
+    centers = {t.get_text().split("\n")[0]: t.get_position() for t in framed.texts if t.get_text()}
+    for name in ("a", "Mul"):
+        inside = [p.contains_point(framed.transData.transform(centers[name])) for p in extra]
+        assert sum(inside) == 1, name
+    leaf = draw_graph(loss, highlight=w).axes[0]
+    assert len(leaf.patches) == len(plain.patches) + 1  # no op made the leaf w
+
+
+def test_highlighting_a_tensor_outside_the_graph_is_an_error():
+    with pytest.raises(ValueError, match="not in this graph"):
+        draw_graph(expression(), highlight=Tensor([1.0], name="stranger"))
