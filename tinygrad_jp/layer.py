@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .tensor import Tensor
+
+if TYPE_CHECKING:
+    from .nn.summary import Summary
 
 
 class Layer:
@@ -150,7 +153,7 @@ class Layer:
 
         return summarize(self)._repr_html_()
 
-    def summary(self, input_shape: Any = None) -> Any:
+    def summary(self, input_shape: Any = None) -> Summary:
         """層・出力の形・パラメータ数の表を表示して返す (Keras の ``summary()``、torchinfo と同じ考え)。
 
         ``input_shape`` (バッチを含む入力の形、例えば ``(32, 2)``) を渡すと、ゼロの入力で 1 回

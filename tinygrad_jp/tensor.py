@@ -259,8 +259,8 @@ class Tensor:
             text = np.array2string(a, separator=", ", precision=4, threshold=100, edgeitems=3)
             return f'<pre style="margin:0">{html.escape(text)}</pre>'
 
-        if self._ctx is not None:
-            origin = f"{html.escape(self._ctx.name)} (演算の結果)"
+        if self.grad_fn is not None:
+            origin = f"{html.escape(self.grad_fn.name)} (演算の結果)"
         else:
             origin = "None (葉: 勾配を求める対象)" if self.requires_grad else "None (定数)"
         rows = [
