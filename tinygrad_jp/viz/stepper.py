@@ -81,7 +81,7 @@ class BackpropStepper:
         self.next_button = widgets.Button(description="次へ", icon="arrow-right")
         self.slider = widgets.IntSlider(value=0, min=0, max=len(self.steps) - 1, description="ステップ",
                                         continuous_update=False)
-        self.graph = widgets.Image(format="png")
+        self.graph = widgets.Image(format="png", layout=widgets.Layout(max_width="100%", height="auto"))
         self.details = widgets.HTML()
         self.prev_button.on_click(lambda _: self.prev())
         self.next_button.on_click(lambda _: self.next())
