@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import os
 import re
 import subprocess
 import sys
@@ -58,8 +60,14 @@ def test_out_into_a_missing_folder_creates_it_and_prints_the_paths(tmp_path, cap
     assert "秒" in printed
 
 
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
 def test_interactive_flag_reaches_the_stepper(tmp_path, capsys, monkeypatch):
     prompts = []
+    monkeypatch.setattr("sys.stdin", _Terminal())
     monkeypatch.setattr("builtins.input", lambda prompt="": prompts.append(prompt) or "")
     assert cli.main(["demo", "backprop_steps", "--interactive", "--out", str(tmp_path)]) == 0
     steps = capsys.readouterr().out.count("\n[")
@@ -73,6 +81,25 @@ def test_the_help_of_backprop_steps_names_what_the_demo_prints(tmp_path, capsys)
     assert len(promised) == 3
     for words in promised:
         assert words in printed, words
+
+
+@pytest.mark.parametrize("name", ["backprop_steps", "all"])
+def test_interactive_without_a_terminal_exits_with_2_and_one_line(name, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    assert cli.main(["demo", name, "--interactive", "--out", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and not list(tmp_path.iterdir())
+    assert len(captured.err.splitlines()) == 1
+    assert "--interactive" in captured.err and "terminal" in captured.err
+
+
+def test_interactive_cli_in_a_subprocess_without_stdin(tmp_path):
+    """What a notebook's `!tinygrad-jp demo backprop_steps --interactive` does: no traceback, exit code 2."""
+    result = subprocess.run([sys.executable, "-m", "tinygrad_jp", "demo", "backprop_steps", "--interactive",
+                             "--out", str(tmp_path)], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert result.returncode == 2
+    assert result.stdout == "" and len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
 
 
 def test_demo_all_runs_each_demo_in_order(tmp_path, capsys, monkeypatch):

@@ -210,10 +210,26 @@ def _small_fit(progress):
                      2, progress=progress)
 
 
-def test_no_output_when_stdout_is_not_a_terminal(capsys):
-    _small_fit(progress=True)
+def test_one_plain_line_per_epoch_when_stdout_is_not_a_terminal(capsys):
+    """A log file or a pipe gets readable lines, not a bar redrawn with carriage returns."""
+    history = _small_fit(progress=True)
     captured = capsys.readouterr()
-    assert captured.out == "" and captured.err == ""
+    lines = captured.out.splitlines()
+    assert "\r" not in captured.out and captured.err == ""
+    assert [line.split(":")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
+    for line, loss in zip(lines, history.loss):
+        assert f"loss={loss:.4f}" in line and "acc=" in line
+
+
+def test_the_epoch_line_carries_the_validation_loss(capsys):
+    X, y = data.moons(40, rng=0)
+    model = nn.MLP([2, 4, 2], rng=0)
+    history = train.fit(model, F.softmax_cross_entropy, optim.Adam(model.parameters()),
+                        data.DataLoader(X, y, 10, rng=0), 3, val_loader=data.DataLoader(X, y, 20, shuffle=False))
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3
+    for line, val_loss in zip(lines, history.val_loss):
+        assert line.endswith(f"val_loss={val_loss:.4f}")
 
 
 def test_a_progress_bar_with_loss_and_accuracy_on_a_terminal(monkeypatch):

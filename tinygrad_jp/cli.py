@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command != "demo":
         _parser().print_help()
         return 0
+    if args.interactive and not sys.stdin.isatty():
+        print(f"tinygrad-jp: {demos.NO_TERMINAL}", file=sys.stderr)
+        return 2
     names = list(demos.DEMOS) if args.name == "all" else [args.name]
     if args.name != "all" and args.name not in demos.DEMOS:
         print(f"tinygrad-jp: unknown demo {args.name!r}; available: {', '.join(demos.DEMOS)}, all", file=sys.stderr)

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple, TextIO
 import numpy as np
 
 from . import ops
+from ._jupyter import has_widgets, kernel_shell
 from .activations import _ActivationFunction, _LogSoftmaxFunction, _SoftmaxFunction
 from .autograd import Function, _root_grad, backward_steps, toposort
 from .losses import _MeanSquaredError, _SoftmaxCrossEntropy
@@ -340,3 +341,26 @@ def print_backprop(loss: Tensor, *, retain_graph: bool = False, file: TextIO | N
         print(format_step(step), end="\n\n", file=out)
         steps.append(step)
     return steps
+
+
+# ---------------------------------------------------------------------- stepping
+def stepper(loss: Tensor) -> Any:
+    """逆伝播を 1 ステップずつ見る。
+
+    Jupyter・Colab で ipywidgets が入っていれば (``pip install "tinygrad_jp[notebook]"``)、「前へ」「次へ」の
+    ボタンとスライダーで行き来でき、今のノードを赤い枠で囲んだ計算グラフと、その上流の勾配・局所微分・
+    送る勾配が並ぶ ``viz.stepper.BackpropStepper`` を返す (セルの最後に置くと表示される)。
+    それ以外ではテキストで 1 ステップずつ表示して None を返す: 標準入力が端末なら各ステップの間で
+    Enter を待ち、そうでなければ (ノートブック、パイプ) すべてを続けて表示する。
+    どちらも逆伝播を最後まで進めるので、葉の ``.grad`` は ``backward()`` と同じ値になる。
+    """
+    if kernel_shell() is not None and has_widgets():
+        from .viz.stepper import BackpropStepper  # matplotlib and ipywidgets: only for the notebook stepper
+
+        return BackpropStepper(loss)
+    wait = sys.stdin is not None and sys.stdin.isatty()
+    for step in backprop_steps(loss):
+        if wait and step.index > 0:
+            input("(Enter で次のステップへ) ")
+        print(format_step(step), end="\n\n")
+    return None

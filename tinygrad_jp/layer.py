@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .tensor import Tensor
+
+if TYPE_CHECKING:
+    from .nn.summary import Summary
 
 
 class Layer:
@@ -161,3 +164,23 @@ class Layer:
             body = repr(child).replace("\n", "\n  ")
             lines.append(f"  ({key}): {body}")
         return "\n".join(lines) + "\n)"
+
+    def _repr_html_(self) -> str:
+        """Jupyter・Colab での表示: 層とパラメータ数の表 (``summary()`` の表と同じ、出力の形なし)。"""
+        from .nn.summary import summarize  # the table lives with the layers that fill it
+
+        return summarize(self)._repr_html_()
+
+    def summary(self, input_shape: Any = None) -> Summary:
+        """層・出力の形・パラメータ数の表を表示して返す (Keras の ``summary()``、torchinfo と同じ考え)。
+
+        ``input_shape`` (バッチを含む入力の形、例えば ``(32, 2)``) を渡すと、ゼロの入力で 1 回
+        順伝播して (評価モード・勾配なし、層は何も変わらない) 各層の出力の形を表に入れる。
+        端末では ``print`` し、ノートブックでは HTML の表をセルに 1 回だけ表示する。戻り値は
+        ``Summary`` (``rows``、``total_params``、``str()`` でテキストの表)。
+        """
+        from .nn.summary import summarize
+
+        table = summarize(self, input_shape)
+        table.show()
+        return table

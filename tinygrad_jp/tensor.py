@@ -263,6 +263,30 @@ class Tensor:
             extra.append(f"name={self.name!r}")
         return "Tensor(" + ", ".join([body] + extra) + ")"
 
+    def _repr_html_(self) -> str:
+        """Jupyter・Colab での表示: 値、形、dtype、grad_fn、勾配を表にする (大きな配列は端だけ)。"""
+        import html  # only a notebook asks for this: kept out of `import tinygrad_jp`
+
+        def array(a: np.ndarray) -> str:
+            text = np.array2string(a, separator=", ", precision=4, threshold=100, edgeitems=3)
+            return f'<pre style="margin:0">{html.escape(text)}</pre>'
+
+        if self.grad_fn is not None:
+            origin = f"{html.escape(self.grad_fn.name)} (演算の結果)"
+        else:
+            origin = "None (葉: 勾配を求める対象)" if self.requires_grad else "None (定数)"
+        rows = [
+            ("値", array(self.data)),
+            ("形", html.escape(str(self.shape))),
+            ("dtype", html.escape(str(self.dtype))),
+            ("grad_fn", origin),
+            ("grad", "None" if self.grad is None else array(np.asarray(self.grad))),
+        ]
+        title = "Tensor" if self.name is None else f"Tensor {html.escape(repr(self.name))}"
+        body = "".join(f'<tr><th style="text-align:left">{key}</th><td style="text-align:left">{value}</td></tr>'
+                       for key, value in rows)
+        return f"<table><caption style=\"text-align:left\">{title}</caption>{body}</table>"
+
     # ------------------------------------------------------------------ arithmetic
     def _lift(self, other: Any) -> Tensor:
         cls = type(other)

@@ -14,12 +14,14 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from ._jupyter import kernel_shell
 from .autograd import no_grad
 from .optim.lr_scheduler import ReduceLROnPlateau
 from .tensor import Tensor
@@ -162,12 +164,62 @@ class _StopOnSigint:
 
 
 def _progress_bar(total: int | None, enabled: bool) -> Any:
-    """One bar over all batches of all epochs (a bar per epoch would fill the screen in a 300-epoch run)."""
+    """One bar over all batches of all epochs (a bar per epoch would fill the screen in a 300-epoch run).
+
+    A notebook gets tqdm.auto's bar (a widget where ipywidgets is installed, text otherwise), a terminal
+    tqdm's text bar, and anything else (a log file, a pipe) one plain line per epoch instead of a bar
+    redrawn with carriage returns.
+    """
     if not enabled:
         return contextlib.nullcontext(None)
+    if kernel_shell() is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tqdm's advice to install ipywidgets: its text bar works too
+            from tqdm.auto import tqdm as notebook_tqdm
+        return notebook_tqdm(total=total, file=sys.stdout)
+    if not sys.stdout.isatty():
+        return _EpochLines()
     from tqdm import tqdm  # only needed when a bar is shown
 
     return tqdm(total=total, file=sys.stdout, dynamic_ncols=True)
+
+
+class _EpochLines:
+    """The part of tqdm's interface that fit uses, printing "epoch 3/10: loss=0.4211, acc=0.850" once per epoch.
+
+    An epoch's line is printed when the next epoch begins or training ends, so it carries the
+    validation loss too.
+    """
+
+    def __init__(self) -> None:
+        self._description: str | None = None
+        self._postfix: dict[str, Any] = {}
+
+    def __enter__(self) -> _EpochLines:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._print_epoch()
+
+    def set_description(self, description: str, refresh: bool = True) -> None:
+        self._print_epoch()
+        self._description = description
+
+    def set_postfix(self, postfix: dict[str, Any], refresh: bool = True) -> None:
+        self._postfix = dict(postfix)
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def write(self, text: str) -> None:
+        self._print_epoch()
+        print(text, flush=True)
+
+    def _print_epoch(self) -> None:
+        if self._description is not None:
+            values = ", ".join(f"{key}={value}" for key, value in self._postfix.items())
+            print(f"{self._description}: {values}" if values else self._description, flush=True)
+        self._description, self._postfix = None, {}
 
 
 def _batches(loader: Iterable) -> Iterator[tuple[Any, Any]]:
@@ -186,8 +238,9 @@ def fit(model: Any, loss_fn: Callable[[Tensor, Any], Tensor], optimizer: Any, lo
     ``model.eval()`` (終わったら呼ばれたときのモードに戻す)。``scheduler`` はエポックごとに 1 回
     ``step()`` する (``ReduceLROnPlateau`` には評価データの損失、なければ学習データの損失を渡す)。
 
-    ``progress=True`` で標準出力が端末なら tqdm の進捗バー (損失と正解率つき) を出す。端末でなければ
-    何も出さない。Ctrl-C を押すと今のバッチを終えてから止まり、それまでの記録を返す
+    ``progress=True`` なら進捗バー (損失と正解率つき) を出す: 端末では tqdm のバー、Jupyter・Colab では
+    tqdm.auto のバー (ipywidgets があればウィジェット)。ファイルやパイプへの出力ではエポックごとに 1 行。
+    Ctrl-C を押すと今のバッチを終えてから止まり、それまでの記録を返す
     (``history.interrupted`` が True)。もう一度押すとすぐに KeyboardInterrupt になる。
 
     損失が NaN か ±inf になったら (発散)、そのバッチでは更新せずに ``NonFiniteLossError`` を送出する。
@@ -197,7 +250,7 @@ def fit(model: Any, loss_fn: Callable[[Tensor, Any], Tensor], optimizer: Any, lo
         raise ValueError(f"epochs must be a non-negative int, got epochs={epochs!r}")
     if not hasattr(optimizer, "step") or not hasattr(optimizer, "zero_grad"):
         raise TypeError(f"optimizer must have step() and zero_grad(), got {type(optimizer).__name__}")
-    show = bool(progress) and sys.stdout.isatty()
+    show = bool(progress)
     named = _named_parameters(model, optimizer)
     history = History(grad_norms={name: [] for name, _ in named})
     was_training = getattr(model, "training", True)

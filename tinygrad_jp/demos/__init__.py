@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -25,6 +26,10 @@ DEMOS: dict[str, tuple[str, str]] = {
                        "小さなネットワークのグラフの図と、逆伝播を 1 ノードずつ表示 (上流の勾配・局所微分・送る勾配)"),
     "graph": ("graph", "計算グラフを DOT テキストと matplotlib の図で描く"),
 }
+
+# What --interactive says when there is no terminal to press Enter in (a pipe, a notebook's "!" command).
+NO_TERMINAL = ("--interactive waits for Enter between steps, but stdin is not a terminal; "
+               "run it in a terminal, or without --interactive to print every step at once")
 
 
 def load(name: str) -> ModuleType:
@@ -49,6 +54,8 @@ def script_main(name: str, argv: list[str] | None = None) -> list[Path]:
     if name == "backprop_steps":
         parser.add_argument("--interactive", action="store_true", help="1 ステップごとに Enter を待つ")
     args = parser.parse_args(argv)
+    if getattr(args, "interactive", False) and not sys.stdin.isatty():
+        parser.error(NO_TERMINAL)
     options = {"interactive": True} if getattr(args, "interactive", False) else {}
     paths = run(name, args.out, show=args.show, **options)
     for path in paths:

@@ -14,6 +14,7 @@ import numpy as np
 from .. import inspect
 from ..tensor import Tensor
 from ..viz import draw_graph
+from . import NO_TERMINAL
 
 PARAMS = ("W1", "b1", "W2", "b2")
 
@@ -65,7 +66,10 @@ def step_through(seed: int = 0, interactive: bool = False, wait: Callable[[str],
     steps = []
     for step in inspect.backprop_steps(loss):
         if interactive and steps:
-            wait("(Enter で次のステップへ) ")
+            try:
+                wait("(Enter で次のステップへ) ")
+            except EOFError:
+                raise EOFError(NO_TERMINAL) from None
         print(inspect.format_step(step), end="\n\n")
         steps.append(step)
     return steps, {name: t[name].grad.copy() for name in PARAMS}
