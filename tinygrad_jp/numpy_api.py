@@ -82,8 +82,17 @@ _OPERANDS = (Tensor, np.ndarray, np.generic, int, float, list, tuple)
 
 def array_ufunc(ufunc: np.ufunc, method: str, inputs: tuple, kwargs: dict) -> Any:
     """``Tensor.__array_ufunc__``: a ufunc (or one of its methods) applied to Tensors."""
-    if not all(isinstance(x, _OPERANDS) for x in inputs):
-        return NotImplemented  # another library's array: let it answer
+    for x in inputs:
+        if not isinstance(x, _OPERANDS):
+            return NotImplemented  # another library's array: let it answer
+    if method == "__call__" and not kwargs:
+        op = UFUNCS.get(ufunc)  # the common case, np.exp(t) and the operators of `ndarray * t`, first
+        if op is not None:
+            return op(*_lift(inputs))
+    return _ufunc_method(ufunc, method, inputs, kwargs)
+
+
+def _ufunc_method(ufunc: np.ufunc, method: str, inputs: tuple, kwargs: dict) -> Any:
     name = f"np.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}")
     if method == "__call__":
         _refuse_kwargs(name, kwargs, allowed=())
@@ -253,8 +262,6 @@ CONSTANT_FUNCTIONS: frozenset[Callable] = frozenset({
     np.any, np.all, np.isclose, np.allclose, np.array_equal,
 })
 
-_SIGNATURES: dict[Callable, inspect.Signature] = {}
-
 
 def array_function(func: Callable, types: tuple, args: tuple, kwargs: dict) -> Any:
     """``Tensor.__array_function__``: a numpy function (not a ufunc) applied to Tensors."""
@@ -262,20 +269,21 @@ def array_function(func: Callable, types: tuple, args: tuple, kwargs: dict) -> A
         return NotImplemented
     impl = FUNCTIONS.get(func)
     if impl is not None:
-        bound = _bind(func, impl, args, kwargs)
-        return impl(*bound.args, **bound.kwargs)
+        try:
+            return impl(*args, **kwargs)
+        except TypeError:
+            _check_arguments(func, impl, args, kwargs)  # say so if numpy accepts arguments that Tensors do not
+            raise
     if func in CONSTANT_FUNCTIONS:
         return func(*[_value(x) for x in args], **{k: _value(v) for k, v in kwargs.items()})
     raise _unsupported(_qualname(func))
 
 
-def _bind(func: Callable, impl: Callable, args: tuple, kwargs: dict) -> inspect.BoundArguments:
-    """The arguments bound to impl's parameters, or a TypeError naming what the Tensor version of func accepts."""
-    sig = _SIGNATURES.get(impl)
-    if sig is None:
-        sig = _SIGNATURES[impl] = inspect.signature(impl)
+def _check_arguments(func: Callable, impl: Callable, args: tuple, kwargs: dict) -> None:
+    """A TypeError naming func and the arguments its Tensor version takes, if these do not fit them."""
+    sig = inspect.signature(impl)
     try:
-        return sig.bind(*args, **kwargs)
+        sig.bind(*args, **kwargs)
     except TypeError as e:
         raise TypeError(f"{_qualname(func)} on Tensors takes {sig}: {e}") from None
 
@@ -285,10 +293,18 @@ def _value(x: Any) -> Any:
     return x.data if isinstance(x, Tensor) else x
 
 
-def _lift(inputs) -> list[Tensor]:
-    """Every operand as a Tensor: numbers and ndarrays become constants of the first Tensor's dtype rules."""
+def _lift(inputs) -> tuple:
+    """Every operand as a Tensor: numbers and ndarrays become constants, by the dtype rules of `tensor * 2`."""
+    if len(inputs) == 1 and type(inputs[0]) is Tensor:  # np.exp(t)
+        return inputs
+    if len(inputs) == 2:  # spelled out: `ndarray * tensor` comes this way
+        a, b = inputs
+        if type(a) is Tensor:
+            return a, b if type(b) is Tensor else a._lift(b)
+        if type(b) is Tensor:
+            return b._lift(a), b
     ref = next(x for x in inputs if isinstance(x, Tensor))
-    return [ref._lift(x) for x in inputs]
+    return tuple(x if type(x) is Tensor else ref._lift(x) for x in inputs)
 
 
 def _tensor(x: Any) -> Tensor:
