@@ -228,7 +228,8 @@ class Tensor:
         return int(self.item())
 
     # numpy functions on Tensors build the graph (np.exp(t), np.maximum(0, t), np.sum(t), ...): the
-    # tables of which numpy function is which op live in numpy_api.py. Operators (t * 2) never come here.
+    # tables of which numpy function is which op live in numpy_api.py. Operators with the Tensor first
+    # (t * 2, t + a) never come here; `a * t` with an ndarray a does, as numpy calls np.multiply(a, t).
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         return numpy_api.array_ufunc(ufunc, method, inputs, kwargs)
 
