@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+from hypothesis import assume
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -115,8 +118,6 @@ def _pairwise_apart(data):
     """Two broadcastable arrays whose broadcast elements never tie (maximum/minimum kink)."""
     arrays, _ = binary()(data)
     a, b = np.broadcast_arrays(*arrays)
-    from hypothesis import assume
-
     assume(np.all(np.abs(a - b) > 0.05))
     return arrays, {}
 
@@ -167,4 +168,150 @@ SPECS = [
     OpSpec("softplus_composite", lambda a: (a.exp() + 1).log(), lambda a: np.log1p(np.exp(a)), unary()),
 ]
 
-__all__ = ["SPECS", "distinct_values"]
+# ---------------------------------------------------------------------- the numpy spellings
+# The same ops written the chapter's way: numpy functions applied to Tensors. Each must build the
+# graph and pass every check its Tensor spelling passes. Indexing is an operator in numpy too.
+NO_NUMPY_FUNCTION = {"getitem"}
+
+NUMPY_SPELLINGS = {
+    "add": np.add,
+    "sub": np.subtract,
+    "mul": np.multiply,
+    "div": np.divide,
+    "pow": np.power,
+    "pow_scalar": lambda a: np.power(a, 3),
+    "rpow_scalar": lambda a: np.power(2.0, a),
+    "rsub_scalar": lambda a: np.subtract(1.5, a),
+    "rdiv_scalar": lambda a: np.divide(2.0, a),
+    "neg": np.negative,
+    "abs": np.abs,
+    "exp": np.exp,
+    "log": np.log,
+    "sqrt": np.sqrt,
+    "sin": np.sin,
+    "cos": np.cos,
+    "tanh": np.tanh,
+    "sigmoid": _sigmoid,
+    "relu": lambda a: np.maximum(0, a),
+    "clip": lambda a: np.clip(a, -1.0, 1.5),
+    "maximum": np.maximum,
+    "minimum": np.minimum,
+    "where": lambda a, b, cond: np.where(cond, a, b),
+    "matmul": np.matmul,
+    "sum": np.sum,
+    "mean": np.mean,
+    "max": np.max,
+    "min": np.min,
+    "var": np.var,
+    "reshape": np.reshape,
+    "transpose": np.transpose,
+    "T": np.transpose,
+    "flatten": np.ravel,
+    "squeeze": np.squeeze,
+    "unsqueeze": np.expand_dims,
+    "broadcast_to": np.broadcast_to,
+    "concatenate": lambda *xs, axis: np.concatenate(xs, axis=axis),
+    "stack": lambda *xs, axis: np.stack(xs, axis=axis),
+    "softplus_composite": lambda a: np.log(np.exp(a) + 1),
+}
+
+
+def _dot_inputs(data):
+    """Every case of np.dot: scalars, vectors, matrices and N-d operands (a's last axis with b's second-to-last)."""
+    k = data.draw(st.integers(1, 3), label="k")
+    kind = data.draw(st.sampled_from(["scalar", "vec-vec", "mat-mat", "nd-mat", "vec-nd", "nd-nd"]), label="kind")
+    shapes = {
+        "scalar": ((), (2, k)),
+        "vec-vec": ((k,), (k,)),
+        "mat-mat": ((2, k), (k, 3)),
+        "nd-mat": ((2, 3, k), (k, 2)),
+        "vec-nd": ((k,), (2, k, 3)),
+        "nd-nd": ((2, k), (3, k, 2)),
+    }[kind]
+    return [data.draw(values(s), label=f"x{i}") for i, s in enumerate(shapes)], {}
+
+
+def _outer_inputs(data):
+    shapes = [data.draw(hnp.array_shapes(min_dims=1, max_dims=2, max_side=3), label="shape") for _ in range(2)]
+    return [data.draw(values(s), label="x") for s in shapes], {}
+
+
+def _swapaxes_inputs(data):
+    shape = data.draw(hnp.array_shapes(min_dims=1, max_dims=3, max_side=3), label="shape")
+    a1, a2 = (data.draw(st.integers(-len(shape), len(shape) - 1), label="axis") for _ in range(2))
+    return [data.draw(values(shape), label="x")], {"axis1": a1, "axis2": a2}
+
+
+def _expand_dims_inputs(data):
+    shape = data.draw(hnp.array_shapes(min_dims=0, max_dims=2, max_side=3), label="shape")
+    count = data.draw(st.integers(1, 2), label="count")
+    axes = data.draw(hnp.valid_tuple_axes(len(shape) + count, min_size=count, max_size=count), label="axes")
+    return [data.draw(values(shape), label="x")], {"axis": axes}
+
+
+def _reduce_method_inputs(distinct: bool):
+    def draw(data):
+        shape = data.draw(hnp.array_shapes(min_dims=1, max_dims=3, max_side=4), label="shape")
+        x = data.draw(distinct_values(shape) if distinct else values(shape), label="x")
+        axis = data.draw(st.integers(-len(shape), len(shape) - 1), label="axis")
+        return [x], {"axis": axis, "keepdims": data.draw(st.booleans(), label="keepdims")}
+
+    return draw
+
+
+def _array_bounds_inputs(data):
+    """np.clip with a lower bound that is an array too (and gets a gradient), every element off the bounds."""
+    shape = data.draw(hnp.array_shapes(min_dims=1, max_dims=2, max_side=4), label="shape")
+    lo = data.draw(values(shape[-1:], -2.0, -0.5), label="lo")
+    x = data.draw(values(shape), label="x")
+    assume(np.all(np.abs(x - lo) > 0.05) and np.all(np.abs(x - 1.0) > 0.05))
+    return [x, lo], {}
+
+
+def _std_inputs(data):
+    """Distinct values along every reduced axis, so the standard deviation is never 0 (where √ has no derivative)."""
+    shape = data.draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=2, max_side=4), label="shape")
+    axis = data.draw(
+        st.none() | st.integers(-len(shape), len(shape) - 1) | hnp.valid_tuple_axes(len(shape), min_size=1),
+        label="axis",
+    )
+    return [data.draw(distinct_values(shape), label="x")], {"axis": axis, "keepdims": data.draw(st.booleans())}
+
+
+def _same(name, fn, inputs, **kw) -> OpSpec:
+    """A numpy function checked against itself: applied to Tensors it must equal numpy on ndarrays."""
+    return OpSpec(name, fn, fn, inputs, **kw)
+
+
+# numpy functions with no Tensor method of their own, and numpy-only arguments.
+NUMPY_ONLY_SPECS = [
+    _same("np.square", np.square, unary()),
+    _same("np.reciprocal", np.reciprocal, unary(0.5, 3.0)),
+    _same("np.positive", np.positive, unary()),
+    _same("np.expm1", np.expm1, unary()),
+    _same("np.exp2", np.exp2, unary()),
+    _same("np.log1p", np.log1p, unary(-0.9, 5.0)),
+    _same("np.log2", np.log2, unary(0.1, 5.0)),
+    _same("np.log10", np.log10, unary(0.1, 5.0)),
+    _same("np.std", np.std, _std_inputs),
+    _same("np.amax", np.amax, reduction(distinct=True)),
+    _same("np.amin", np.amin, reduction(distinct=True)),
+    _same("np.dot", np.dot, _dot_inputs),
+    _same("np.outer", np.outer, _outer_inputs),
+    _same("np.multiply.outer", np.multiply.outer, _outer_inputs),
+    _same("np.add.reduce", np.add.reduce, _reduce_method_inputs(distinct=False)),
+    _same("np.maximum.reduce", np.maximum.reduce, _reduce_method_inputs(distinct=True)),
+    _same("np.swapaxes", np.swapaxes, _swapaxes_inputs),
+    _same("np.expand_dims(tuple)", np.expand_dims, _expand_dims_inputs),
+    _same("np.concatenate(axis=None)", lambda *xs, axis: np.concatenate(xs, axis=None), _join_inputs(False)),
+    _same("np.clip(array bounds)", lambda a, lo: np.clip(a, lo, 1.0), _array_bounds_inputs),
+    _same("chapter sigmoid", lambda a: 1 / (1 + np.exp(-np.clip(a, -500, 500))), unary()),
+]
+
+NUMPY_SPECS = [
+    replace(spec, name=f"np:{spec.name}", op=NUMPY_SPELLINGS[spec.name])
+    for spec in SPECS
+    if spec.name not in NO_NUMPY_FUNCTION
+] + NUMPY_ONLY_SPECS
+
+__all__ = ["NO_NUMPY_FUNCTION", "NUMPY_SPECS", "NUMPY_SPELLINGS", "SPECS", "distinct_values"]

@@ -315,14 +315,31 @@ class WrongSoftSign(SoftSign):
         return 1 / (1 + abs(x))  # forgot the square
 
 
-class NumpyOnly(Activation):
-    """e^x - x, whose derivative calls numpy directly."""
+class NumpyWritten(Activation):
+    """e^x - x, whose derivative calls numpy directly (np.exp has a gradient on Tensors)."""
 
     def f(self, x):
         return np.exp(x) - x
 
     def df(self, x, y):
         return np.exp(x) - 1
+
+
+class NumpyOnly(Activation):
+    """sinh x, whose derivative calls a numpy function that has no gradient on Tensors."""
+
+    def f(self, x):
+        return np.sinh(x)
+
+    def df(self, x, y):
+        return np.cosh(x)
+
+
+class ConvertsToArray(NumpyWritten):
+    """The derivative turns x into a plain array first, which would cut the graph."""
+
+    def df(self, x, y):
+        return np.exp(np.asarray(x)) - 1
 
 
 def _points():
@@ -346,11 +363,20 @@ def test_user_activation_written_with_operators_has_second_derivatives():
     np.testing.assert_allclose(h.data, -2 * np.sign(x) / (1 + np.abs(x)) ** 3, rtol=1e-12)
 
 
-def test_numpy_only_user_activation_works_first_order_and_says_why_not_second():
-    assert tg.gradcheck(NumpyOnly(), Tensor(_points(), requires_grad=True))
+def test_user_activation_written_in_numpy_has_second_derivatives():
     t = Tensor(_points(), requires_grad=True)
-    with pytest.raises(NotImplementedError, match=r"NumpyOnly: second derivatives need df\(x, y\) written with"):
-        tg.grad(NumpyOnly()(t).sum(), t, create_graph=True)
+    (g,) = tg.grad(NumpyWritten()(t).sum(), t, create_graph=True)
+    (h,) = tg.grad(g.sum(), t)
+    np.testing.assert_allclose(h.data, np.exp(_points()), rtol=1e-12)
+
+
+@pytest.mark.parametrize("act", [NumpyOnly(), ConvertsToArray()], ids=["no-gradient-function", "asarray"])
+def test_user_activation_that_would_cut_the_graph_works_first_order_and_says_why_not_second(act):
+    assert tg.gradcheck(act, Tensor(_points(), requires_grad=True))
+    t = Tensor(_points(), requires_grad=True)
+    name = type(act).__name__
+    with pytest.raises(NotImplementedError, match=rf"{name}: second derivatives need df\(x, y\) written with"):
+        tg.grad(act(t).sum(), t, create_graph=True)
 
 
 def test_user_activation_is_a_layer_with_ops_helpers():

@@ -8,10 +8,18 @@ from hypothesis import strategies as st
 import tinygrad_jp as tg
 from tinygrad_jp import Tensor
 
-from harness import OpSpec, check_backward, check_second_order, property_tests, unary
-from op_specs import SPECS
+from harness import OpSpec, check_backward, check_forward, check_second_order, property_tests, unary
+from op_specs import NO_NUMPY_FUNCTION, NUMPY_SPECS, NUMPY_SPELLINGS, SPECS
 
 test_op_property = property_tests(SPECS)
+
+# The chapter's spelling of the same ops (np.exp(t), np.sum(t), np.maximum(0, t), ...) passes the same checks.
+test_numpy_spelling_property = property_tests(NUMPY_SPECS)
+
+
+def test_every_op_of_the_table_has_its_numpy_spelling_checked():
+    names = {spec.name for spec in SPECS}
+    assert names - NO_NUMPY_FUNCTION == set(NUMPY_SPELLINGS)
 
 
 class _WrongSquare(tg.Function):
@@ -65,4 +73,16 @@ def test_harness_catches_a_wrong_second_derivative():
         check_second_order(spec, arrays, kwargs)
 
     with pytest.raises(AssertionError):
+        run()
+
+
+def test_harness_catches_a_numpy_spelling_that_returns_a_constant():
+    spec = OpSpec("constant_exp", lambda x: np.exp(np.asarray(x)), np.exp, unary())
+
+    @given(data=st.data())
+    def run(data):
+        arrays, kwargs = spec.inputs(data)
+        check_forward(spec, arrays, kwargs)
+
+    with pytest.raises(AssertionError, match=r"constant_exp: returned (ndarray|float64)"):
         run()

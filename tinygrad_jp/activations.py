@@ -62,7 +62,7 @@ class Activation(Layer):
     * ``f(x)``: numpy 配列 x に対する関数値。
     * ``df(x, y)``: 導関数 f'(x)。y = f(x) も渡されるので、Sigmoid なら y * (1 - y) と書ける。
 
-    ``df`` を演算子と ``tinygrad_jp.ops`` の関数 (``exp``, ``where`` など) だけで書けば、
+    ``df`` を演算子と、Tensor で勾配のある numpy 関数 (``np.exp``, ``np.where`` など) だけで書けば、
     Tensor でも動き、``grad(..., create_graph=True)`` で 2 階微分もできる。
     """
 
@@ -88,10 +88,11 @@ class Activation(Layer):
     def _df_graph(self, x: Tensor, y: Tensor):
         """df evaluated on Tensors, so that the gradient is itself differentiable.
 
-        A numpy function that would silently turn a Tensor into a constant array raises instead,
-        so a plain ndarray result is a true constant (a piecewise-constant derivative like ReLU's).
-        It stays in the graph as a function of x whose derivative is 0, so that a second derivative
-        through ReLU is 0, as in PyTorch.
+        numpy functions on Tensors build the graph or raise (numpy_api.py), and here an explicit
+        np.asarray(x) raises too, so a plain ndarray result is a true constant (a piecewise-constant
+        derivative like ReLU's), never a graph cut in silence.
+        A constant stays in the graph as a function of x whose derivative is 0, so that a second
+        derivative through ReLU is 0, as in PyTorch.
         """
         try:
             with tensor_module.array_conversion_forbidden():
@@ -99,8 +100,8 @@ class Activation(Layer):
         except TypeError as e:
             raise NotImplementedError(
                 f"{type(self).__name__}: second derivatives need df(x, y) written with operators and "
-                f"tinygrad_jp.ops functions (ops.exp, ops.where, ...) so that it also works on Tensors "
-                f"(df raised: {e}); first-order backward() works as it is"
+                f"numpy functions that have a gradient on Tensors (np.exp, np.where, ...: docs/api.md lists "
+                f"them) so that it also works on Tensors (df raised: {e}); first-order backward() works as it is"
             ) from None
         return d if isinstance(d, Tensor) else ops.PiecewiseConstant(d)(x)
 

@@ -29,7 +29,7 @@ from .tensor import Tensor
 # diagonal, so backward(ones) is exactly the local derivative ∂y_i/∂x_i.
 _ELEMENTWISE = (
     ops.Add, ops.Sub, ops.Mul, ops.Div, ops.Pow, ops.Neg, ops.Abs, ops.Exp, ops.Log, ops.Sqrt, ops.Sin, ops.Cos,
-    ops.Clip, ops.Maximum, ops.Minimum, ops.Where, ops.Cast, _ActivationFunction,
+    ops.Expm1, ops.Log1p, ops.Clip, ops.Maximum, ops.Minimum, ops.Where, ops.Cast, _ActivationFunction,
 )
 
 

@@ -196,6 +196,30 @@ class Log(Function):
         return g / a
 
 
+class Expm1(Function):
+    """eˣ − 1 (x が 0 に近くても桁落ちしない)。導関数は eˣ = y + 1。"""
+
+    __slots__ = ()
+
+    def forward(self, a):
+        return np.expm1(a)
+
+    def backward(self, g, y, a):
+        return g * (y + 1)
+
+
+class Log1p(Function):
+    """log(1 + x) (x が 0 に近くても桁落ちしない)。導関数は 1 / (1 + x)。"""
+
+    __slots__ = ()
+
+    def forward(self, a):
+        return np.log1p(a)
+
+    def backward(self, g, y, a):
+        return g / (a + 1)
+
+
 class Sqrt(Function):
     __slots__ = ()
 

@@ -96,8 +96,6 @@ class Tensor:
 
     __slots__ = ("__weakref__", "_ctx", "_hooks", "_retain", "_seq", "_version", "data", "grad", "name",
                  "requires_grad")
-    # numpy must hand binary operators back to Tensor instead of treating it as an object array.
-    __array_ufunc__ = None
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, name: str | None = None):
         if isinstance(data, Tensor):
@@ -241,12 +239,26 @@ class Tensor:
     def __int__(self) -> int:
         return int(self.item())
 
+    # numpy functions on Tensors build the graph (np.exp(t), np.maximum(0, t), np.sum(t), ...): the
+    # tables of which numpy function is which op live in numpy_api.py. Operators with the Tensor first
+    # (t * 2, t + a) never come here; `a * t` with an ndarray a does, as numpy calls np.multiply(a, t).
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        return numpy_api.array_ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        return numpy_api.array_function(func, types, args, kwargs)
+
     def __array__(self, dtype=None, copy=None):
+        """``np.asarray(t)`` / ``np.array(t)``: the values as a constant array (an explicit step out of the graph)."""
         if _forbid_array:
-            raise TypeError("a numpy function was given a Tensor here; use tinygrad_jp.ops functions instead")
-        if dtype is None:
-            return self.data
-        return self.data.astype(dtype)
+            raise TypeError(
+                "np.asarray / np.array was given a Tensor here, which would cut the graph; apply numpy "
+                "functions to the Tensor itself (np.exp(t), np.where(t > 0, t, 0)) or use tinygrad_jp.ops"
+            )
+        arr = self.data if dtype is None else self.data.astype(dtype, copy=False)
+        if copy is False and arr is not self.data:
+            raise ValueError(f"cannot convert a {self.data.dtype} Tensor to {np.dtype(dtype)} without a copy")
+        return arr.copy() if copy and arr is self.data else arr
 
     __hash__ = object.__hash__
 
@@ -570,4 +582,4 @@ class _HookHandle:
 
 
 # Imported last: these modules build on Tensor.
-from . import activations, autograd, ops  # noqa: E402
+from . import activations, autograd, numpy_api, ops  # noqa: E402
