@@ -1,4 +1,5 @@
-"""コマンドライン: ``tinygrad-jp demo NAME [--out DIR] [--show]``、``tinygrad-jp demo all``。"""
+"""コマンドライン: ``tinygrad-jp demo NAME [--out DIR] [--show]``、``tinygrad-jp demo all``、
+``tinygrad-jp download mnist|fashion [--root DIR]``。"""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 import sys
 import time
 
-from . import __version__, demos
+from . import __version__, datasets, demos
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -26,11 +27,28 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="figures", help="図を書き出すフォルダ (なければ作る。既定: figures)")
     d.add_argument("--show", action="store_true", help="図をウィンドウでも表示する")
     d.add_argument("--interactive", action="store_true", help="backprop_steps で 1 ステップごとに Enter を待つ")
+    dl = sub.add_parser("download", help="MNIST か Fashion-MNIST をダウンロードしてキャッシュに置く (一度だけ)")
+    dl.add_argument("kind", choices=sorted(datasets.SOURCES), help="データセット (mnist: 手書き数字、fashion: 衣類)")
+    dl.add_argument("--root", default=None,
+                    help=f"置き場所 (既定: 環境変数 {datasets.ENV_VAR} か OS ごとのキャッシュフォルダ)")
     return p
+
+
+def _download(kind: str, root: str | None) -> int:
+    try:
+        paths = datasets.download(kind, root)
+    except datasets.DownloadError as e:
+        print(f"tinygrad-jp: {e}", file=sys.stderr)
+        return 1
+    for path in paths:
+        print(path)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "download":
+        return _download(args.kind, args.root)
     if args.command != "demo":
         _parser().print_help()
         return 0
