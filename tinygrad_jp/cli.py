@@ -12,17 +12,18 @@ from . import __version__, datasets, demos
 
 def _parser() -> argparse.ArgumentParser:
     listing = "\n".join(f"  {name:<20} {desc}" for name, (_, desc) in demos.DEMOS.items())
+    all_line = f"  {'all':<20} すべてのデモを順に実行する (mnist はデータがあるときだけ)"
     p = argparse.ArgumentParser(
         prog="tinygrad-jp",
         description="tinygrad_jp: 第3章「活性化関数と最適化」の実験を実行する",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=f"デモ一覧:\n{listing}\n  {'all':<20} すべてのデモを順に実行する",
+        epilog=f"デモ一覧:\n{listing}\n{all_line}",
     )
     p.add_argument("--version", action="version", version=f"tinygrad_jp {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     d = sub.add_parser("demo", help="章の実験を実行し、図を PNG で書き出す",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                       epilog=f"デモ一覧:\n{listing}\n  {'all':<20} すべてのデモを順に実行する")
+                       epilog=f"デモ一覧:\n{listing}\n{all_line}")
     d.add_argument("name", help="デモの名前 (または all)")
     d.add_argument("--out", default="figures", help="図を書き出すフォルダ (なければ作る。既定: figures)")
     d.add_argument("--show", action="store_true", help="図をウィンドウでも表示する")
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command != "demo":
         _parser().print_help()
         return 0
-    names = list(demos.DEMOS) if args.name == "all" else [args.name]
+    names = demos.all_names() if args.name == "all" else [args.name]
     if args.name != "all" and args.name not in demos.DEMOS:
         print(f"tinygrad-jp: unknown demo {args.name!r}; available: {', '.join(demos.DEMOS)}, all", file=sys.stderr)
         return 2

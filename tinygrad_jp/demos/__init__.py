@@ -23,7 +23,15 @@ DEMOS: dict[str, tuple[str, str]] = {
     "train_mlp": ("train_mlp", "推奨設定 (ReLU, He, Adam 0.001) の MLP で spiral と moons を学習"),
     "backprop_steps": ("backprop_steps", "小さなネットワークの逆伝播を 1 ノードずつ表で見る"),
     "graph": ("graph", "計算グラフを DOT テキストと matplotlib の図で描く"),
+    "mnist": ("mnist", "本物の手書き数字で最適化手法・初期化・バッチ正規化を比べる (要 tinygrad-jp download mnist)"),
 }
+
+
+def all_names() -> list[str]:
+    """``demo all`` で実行するデモ: mnist はデータがキャッシュにあるときだけ含める。"""
+    from .. import datasets
+
+    return [name for name in DEMOS if name != "mnist" or datasets.is_cached("mnist")]
 
 
 def load(name: str) -> ModuleType:
