@@ -6,6 +6,7 @@ checked; offline, the error says which files to get and where to put them."""
 
 from __future__ import annotations
 
+import _thread
 import dataclasses
 import gzip
 import http.server
@@ -13,6 +14,7 @@ import socket
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -29,13 +31,15 @@ from idx_files import NAMES, TYPE_CODES, fake_mnist, idx_bytes, sha256, write_fa
 
 # ---------------------------------------------------------------------- a local server
 class Mirror(http.server.ThreadingHTTPServer):
-    """Serves routes[path] = (status, body, declared length) and records every requested path."""
+    """Serves routes[path] = (status, body, declared length) and records every requested path. A path in
+    interrupting gets half its body, then Ctrl-C is simulated in the main thread before the rest."""
 
     daemon_threads = True
 
     def __init__(self):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.routes: dict[str, tuple[int, bytes, int]] = {}
+        self.interrupting: set[str] = set()
         self.requests: list[str] = []
 
     def url(self, prefix: str) -> str:
@@ -43,9 +47,12 @@ class Mirror(http.server.ThreadingHTTPServer):
 
     def serve(self, prefix: str, files: dict[str, bytes], how: str = "ok") -> str:
         """Publish files under /prefix/: "ok", "truncated" (half of it, announcing all), "corrupted" (one byte
-        changed, right length) or "missing" (404). Returns the mirror's URL."""
+        changed, right length), "interrupt" (Ctrl-C half-way) or "missing" (404). Returns the mirror's URL."""
         for name, data in files.items():
-            if how == "truncated":
+            if how == "interrupt":
+                self.routes[f"/{prefix}/{name}"] = (200, data, len(data))
+                self.interrupting.add(f"/{prefix}/{name}")
+            elif how == "truncated":
                 self.routes[f"/{prefix}/{name}"] = (200, data[: len(data) // 2], len(data))
             elif how == "corrupted":
                 self.routes[f"/{prefix}/{name}"] = (200, data[:-1] + bytes([data[-1] ^ 0xFF]), len(data))
@@ -61,6 +68,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Length", str(length))
         self.end_headers()
+        if self.path in self.server.interrupting:
+            half = len(body) // 2
+            self.wfile.write(body[:half])
+            self.wfile.flush()
+            _thread.interrupt_main()
+            time.sleep(0.2)  # the main thread is waiting for the rest: it sees Ctrl-C as soon as it reads again
+            body = body[half:]
         self.wfile.write(body)
         self.close_connection = True
 
@@ -159,6 +173,15 @@ def test_a_failure_after_some_files_keeps_only_the_checked_ones(mirror, files, t
     mirror.requests.clear()
     datasets.download(root=tmp_path, mirrors=[url], checksums=checksums(data), progress=False)
     assert mirror.requests == [f"/a/{name}" for name in NAMES[2:]]
+
+
+def test_ctrl_c_during_a_download_leaves_nothing_in_the_cache(mirror, files, tmp_path):
+    data, _ = files
+    url = mirror.serve("a", data, "interrupt")
+    with pytest.raises(KeyboardInterrupt):
+        datasets.download(root=tmp_path, mirrors=[url], checksums=checksums(data), progress=False)
+    assert mirror.requests == [f"/a/{NAMES[0]}"]
+    assert cache_listing(tmp_path / "mnist") == []
 
 
 def test_the_published_checksums_are_required_by_default(mirror, files, tmp_path):
