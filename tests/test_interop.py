@@ -320,3 +320,9 @@ def test_without_torch_the_bridge_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` fail as if it were not installed
     with pytest.raises(ImportError, match=r"pip install"):
         to_torch(nn.Linear(2, 2))
+
+
+def test_the_bridge_is_reachable_as_an_attribute_of_the_package():
+    import tinygrad_jp as tg
+
+    assert tg.interop.to_torch is to_torch and tg.interop.from_torch is from_torch
