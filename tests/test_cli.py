@@ -112,9 +112,11 @@ def test_demo_all_runs_each_demo_in_order(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(demos, "run", fake_run)
     assert cli.main(["demo", "all", "--out", str(tmp_path)]) == 0
-    assert ran == list(demos.DEMOS)
+    # The test's data cache is empty, so the mnist demo is left out.
+    chapter = [name for name in demos.DEMOS if name != "mnist"]
+    assert ran == chapter
     out = capsys.readouterr().out
-    for name in demos.DEMOS:
+    for name in chapter:
         assert str(tmp_path / f"{name}.png") in out
     assert "合計" in out
 

@@ -13,25 +13,28 @@ import pytest
 from matplotlib import image as mpimg
 
 from tinygrad_jp import activations as A
-from tinygrad_jp import demos
+from tinygrad_jp import cli, datasets, demos
 from tinygrad_jp.demos import activations as act_demo
 from tinygrad_jp.demos import backprop_steps as bp_demo
 from tinygrad_jp.demos import graph as graph_demo
 from tinygrad_jp.demos import lr_schedule as lr_demo
+from tinygrad_jp.demos import mnist as mnist_demo
 from tinygrad_jp.demos import optimizers as opt_demo
 from tinygrad_jp.demos import train_mlp as mlp_demo
 from tinygrad_jp.demos import vanishing_gradient as vg_demo
 from tinygrad_jp.demos import weight_init as wi_demo
 from tinygrad_jp.textwidth import display_width, format_table
 
+from idx_files import NAMES, write_fake_mnist
+
 CHAPTER_DEMOS = ["activations", "vanishing_gradient", "weight_init", "optimizers", "lr_schedule", "train_mlp",
                  "backprop_steps", "graph"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def test_registry_holds_exactly_the_chapters_eight_demos():
-    assert list(demos.DEMOS) == CHAPTER_DEMOS
-    for name in CHAPTER_DEMOS:
+def test_registry_holds_the_chapters_eight_demos_and_mnist():
+    assert list(demos.DEMOS) == [*CHAPTER_DEMOS, "mnist"]
+    for name in demos.DEMOS:
         assert callable(demos.load(name).run)
 
 
@@ -306,3 +309,44 @@ def test_sigmoid_of_the_activation_table_is_the_chapters():
     x = np.linspace(-10, 10, 201)
     np.testing.assert_allclose(act_demo.TABLE["Sigmoid"][0](x), 1 / (1 + np.exp(-x)), rtol=1e-12)
     assert isinstance(act_demo.TABLE["ReLU"][0], A.ReLU)
+
+
+# ---------------------------------------------------------------------- MNIST (on generated digits)
+def test_mnist_demo_without_data_says_how_to_get_it_and_writes_nothing(tmp_path, capsys):
+    assert demos.run("mnist", tmp_path / "figs") == []
+    out = capsys.readouterr().out
+    assert "tinygrad-jp download mnist" in out and str(datasets.cache_dir() / "mnist") in out
+    for name in NAMES:
+        assert name in out
+    assert list((tmp_path / "figs").iterdir()) == []
+    assert cli.main(["demo", "mnist", "--out", str(tmp_path / "figs")]) == 0
+
+
+def test_mnist_demo_runs_the_three_comparisons_on_the_cached_files(tmp_path, capsys):
+    write_fake_mnist(datasets.cache_dir() / "mnist", n_train=600, n_test=200)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        paths = demos.run("mnist", tmp_path, small=True)
+    assert [str(w.message) for w in caught] == []
+    assert [p.name for p in paths] == ["mnist_optimizers.png", "mnist_init.png", "mnist_batchnorm.png"]
+    for path in paths:
+        assert path.read_bytes()[:8] == PNG_SIGNATURE and mpimg.imread(path).std() > 0.01
+    out = capsys.readouterr().out
+    for name in [*mnist_demo.OPTIMIZERS, *mnist_demo.INITS, *mnist_demo.BATCHNORM_SETUPS]:
+        assert name in out
+    assert "学習データ 500 枚" in out
+    # With the data there, `demo all` includes it.
+    assert "mnist" in demos.all_names()
+
+
+def test_mnist_experiments_learn_the_generated_digits_and_zero_init_cannot():
+    write_fake_mnist(datasets.cache_dir() / "mnist", n_train=1000, n_test=300, seed=2)
+    split = mnist_demo.load_split(n_train=1000)
+    assert split[0].shape == (1000, 784) and split[2].shape == (300, 784)
+    adam = mnist_demo.train_run(split, optimizer="Adam", lr=0.001, epochs=3)
+    zeros = mnist_demo.train_run(split, init="zeros", epochs=3)
+    assert len(adam.loss) == len(adam.test_accuracy) == 3
+    assert adam.test_accuracy[-1] > 0.9
+    # Zero weights give every unit the same output and a zero gradient: the net predicts a single class.
+    majority = np.bincount(split[3]).max() / len(split[3])
+    assert zeros.test_accuracy[-1] <= majority + 1e-9

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 import inspect
 import io
 import re
@@ -19,6 +20,9 @@ matplotlib.use("Agg")
 import pytest
 
 import tinygrad_jp.random as tg_random
+from tinygrad_jp import datasets
+
+from idx_files import write_fake_mnist
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -45,6 +49,8 @@ API_MODULES = {
     "tg.optim": "tinygrad_jp.optim",
     "tg.optim.lr_scheduler": "tinygrad_jp.optim.lr_scheduler",
     "tg.data": "tinygrad_jp.data",
+    "tg.datasets": "tinygrad_jp.datasets",
+    "tg.interop": "tinygrad_jp.interop",
     "tg.train": "tinygrad_jp.train",
     "tg.probes": "tinygrad_jp.probes",
     "tg.inspect": "tinygrad_jp.inspect",
@@ -117,8 +123,10 @@ def test_every_code_fence_names_its_language(page):
 # ---------------------------------------------------------------------- examples run
 @pytest.fixture
 def sandbox(tmp_path, monkeypatch):
-    """A temporary working directory, headless matplotlib, and the global RNG and rcParams restored afterwards."""
+    """A temporary working directory, headless matplotlib, the global RNG and rcParams restored afterwards, and
+    small generated MNIST files in the (test's own) data cache, so that examples loading MNIST run offline."""
     monkeypatch.chdir(tmp_path)
+    write_fake_mnist(datasets.cache_dir() / "mnist", n_train=200, n_test=100)
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setattr(tg_random, "_rng", tg_random._rng)
     with matplotlib.rc_context():
@@ -217,6 +225,9 @@ def check_claims(filename: str, code: str, printed: Printed) -> list[str]:
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
 def test_python_examples_run_in_order_and_print_what_their_comments_say(page, sandbox):
     blocks = [(code, line) for lang, code, line in fences(page.read_text(encoding="utf-8")) if lang == "python"]
+    if any(re.search(r"^\s*(import|from) torch\b", code, re.M) for code, _ in blocks) and not importlib.util.find_spec(
+            "torch"):
+        pytest.skip(f"{page.name} needs PyTorch (the optional extra torch)")
     printed = Printed()
     namespace: dict = {"__name__": f"docs_{page.stem}", "print": printed}
     problems = []

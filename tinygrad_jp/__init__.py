@@ -17,7 +17,8 @@ __version__ = "0.1.0"
 F = functional
 
 # Plotting and the demos need matplotlib: they load on first use (tg.viz), so importing the core stays light.
-_LAZY = ("viz", "demos", "cli")
+# The PyTorch bridge loads on first use too (and PyTorch itself only when a conversion runs).
+_LAZY = ("viz", "demos", "cli", "interop")
 
 
 def __getattr__(name: str):

@@ -1,7 +1,8 @@
-"""おもちゃのデータセット (spiral, moons, circles, xor) とミニバッチを配る DataLoader。
+"""おもちゃのデータセット (spiral, moons, circles, xor)、本物の手書き数字 (mnist)、ミニバッチを配る DataLoader。
 
-データセットはどれも numpy だけで作り、``rng=`` (seed の整数か ``np.random.Generator``) で
+おもちゃのデータセットはどれも numpy だけで作り、``rng=`` (seed の整数か ``np.random.Generator``) で
 再現できる。X は形 (N, 2) の float32、ラベル y は int64 (クラス番号) で、クラス順に並ぶ。
+``mnist`` (MNIST と Fashion-MNIST) のダウンロードとキャッシュは ``tinygrad_jp.datasets`` にある。
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from .datasets import mnist
 from .random import get_rng
 from .tensor import Tensor
 
-__all__ = ["DataLoader", "circles", "moons", "spiral", "xor"]
+__all__ = ["DataLoader", "circles", "mnist", "moons", "spiral", "xor"]
 
 
 def _check_size(name: str, value: Any, minimum: int) -> int:

@@ -25,11 +25,19 @@ DEMOS: dict[str, tuple[str, str]] = {
     "backprop_steps": ("backprop_steps",
                        "小さなネットワークのグラフの図と、逆伝播を 1 ノードずつ表示 (上流の勾配・局所微分・送る勾配)"),
     "graph": ("graph", "計算グラフを DOT テキストと matplotlib の図で描く"),
+    "mnist": ("mnist", "本物の手書き数字で最適化手法・初期化・バッチ正規化を比べる (要 tinygrad-jp download mnist)"),
 }
 
 # What --interactive says when there is no terminal to press Enter in (a pipe, a notebook's "!" command).
 NO_TERMINAL = ("--interactive waits for Enter between steps, but stdin is not a terminal; "
                "run it in a terminal, or without --interactive to print every step at once")
+
+
+def all_names() -> list[str]:
+    """``demo all`` で実行するデモ: mnist はデータがキャッシュにあるときだけ含める。"""
+    from .. import datasets
+
+    return [name for name in DEMOS if name != "mnist" or datasets.is_cached("mnist")]
 
 
 def load(name: str) -> ModuleType:
