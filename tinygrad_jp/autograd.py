@@ -25,15 +25,23 @@ from .tensor import Tensor
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
-# ---------------------------------------------------------------------- modes (one per thread)
-class _Modes(threading.local):
-    """Grad mode and anomaly mode. Class attributes are each new thread's starting values."""
+# ---------------------------------------------------------------------- grad mode (per thread) and anomaly mode
+class _GradState(threading.local):
+    """Whether ops record the graph, for each thread on its own (a new thread starts with True)."""
 
-    grad_enabled = True
-    anomaly = False
+    enabled = True
 
 
-_modes = _Modes()
+_grad = _GradState()
+
+
+class _AnomalyState:
+    """Whether detect_anomaly is on (for the whole process, like numpy's error state that it sets)."""
+
+    enabled = False
+
+
+_anomaly = _AnomalyState()
 
 
 class _GradMode:
@@ -44,12 +52,12 @@ class _GradMode:
         self._saved: list[bool] = []
 
     def __enter__(self):
-        self._saved.append(_modes.grad_enabled)
-        _modes.grad_enabled = self.enabled
+        self._saved.append(_grad.enabled)
+        _grad.enabled = self.enabled
         return self
 
     def __exit__(self, *exc):
-        _modes.grad_enabled = self._saved.pop()
+        _grad.enabled = self._saved.pop()
         return False
 
     def __call__(self, fn):
@@ -77,7 +85,7 @@ class enable_grad(_GradMode):
 
 def is_grad_enabled() -> bool:
     """このスレッドで計算グラフを記録しているなら True。"""
-    return _modes.grad_enabled
+    return _grad.enabled
 
 
 class detect_anomaly:
@@ -88,26 +96,26 @@ class detect_anomaly:
     """
 
     def __enter__(self):
-        self._saved = _modes.anomaly
-        _modes.anomaly = True
+        self._saved = _anomaly.enabled
+        _anomaly.enabled = True
         # numpy's own warning would come first and name no op: the check below says more.
         self._errstate = np.seterr(all="ignore")
         return self
 
     def __exit__(self, *exc):
-        _modes.anomaly = self._saved
+        _anomaly.enabled = self._saved
         np.seterr(**self._errstate)
         return False
 
 
 def is_anomaly_enabled() -> bool:
     """``detect_anomaly`` の中なら True。"""
-    return _modes.anomaly
+    return _anomaly.enabled
 
 
 def _record_creation(fn: Function) -> None:
     """Keep, on the node itself, the user's lines that applied it (so it is freed with its graph)."""
-    frames = [f for f in traceback.extract_stack()[:-3] if _PACKAGE_DIR not in f.filename]
+    frames = [f for f in traceback.extract_stack()[:-2] if _PACKAGE_DIR not in f.filename]
     fn._where = "".join(traceback.format_list(frames[-3:])).rstrip()
 
 
@@ -125,14 +133,6 @@ def _check_finite(arr: Any, what: str, fn: Function | None = None) -> None:
 # ---------------------------------------------------------------------- Function
 # One shared tuple per pattern of flags: a graph of 10^5 nodes holds no 10^5 copies of (True, False).
 _NEEDS: dict[tuple, tuple] = {}
-
-
-def _needs(inputs: Sequence[Tensor]) -> tuple | None:
-    """Which inputs need a gradient, or None when none does (then nothing is recorded)."""
-    flags = tuple([t.requires_grad for t in inputs])
-    if True not in flags:
-        return None
-    return _NEEDS.setdefault(flags, flags)
 
 
 class Function:
@@ -154,7 +154,8 @@ class Function:
     記録される。同じインスタンスを 2 度呼ぶと、2 度目はコピーが新しいノードになる。
     """
 
-    __slots__ = ("_where", "needs", "parents", "saved_versions")
+    # None until a call makes this object a node of a graph; then the inputs; () once backward has released it.
+    parents: tuple | None = None
 
     def forward(self, *xs: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -170,32 +171,34 @@ class Function:
         return f"<{self.name}>"
 
     def __call__(self, *inputs: Tensor) -> Tensor:
-        # A graph node per call: an instance that is already a node is copied, so each call keeps its own inputs.
-        fn = copy.copy(self) if hasattr(self, "parents") else self
-        out = fn._forward_checked(inputs)
-        needs = _needs(inputs) if _modes.grad_enabled and out.dtype.kind in "fc" else None
-        if needs is None:  # nothing to differentiate: a constant, not a node of the graph
-            return Tensor._make(out, None)
+        fn = self if self.parents is None else copy.copy(self)  # a graph node per call
+        try:
+            out = np.asarray(fn.forward(*[t.data for t in inputs]))
+        except ValueError as e:
+            raise _forward_error(fn, inputs, e) from None
+        if _anomaly.enabled:
+            _check_forward(fn, out)
+        needs = tuple([t.requires_grad for t in inputs])
+        if not _grad.enabled or True not in needs or out.dtype.kind not in "fc":
+            return Tensor._make(out, None)  # nothing to differentiate: a constant, not a node of the graph
         fn.parents = inputs
-        fn.needs = needs
+        fn.needs = _NEEDS.setdefault(needs, needs)
         fn.saved_versions = tuple([t._version for t in inputs])
         return Tensor._make(out, fn)
 
-    def _forward_checked(self, inputs: Sequence[Tensor]) -> np.ndarray:
-        """``forward`` on the inputs' arrays, with errors that name the op."""
-        try:
-            out = self.forward(*[t.data for t in inputs])
-        except ValueError as e:
-            msg = str(e)
-            if not msg.lower().startswith(self.name.lower()):  # numpy's messages do not say which op
-                shapes = ", ".join(str(t.shape) for t in inputs)
-                msg = f"{self.name}: cannot apply to inputs of shapes {shapes}: {msg}"
-            raise ValueError(msg) from None
-        out = np.asarray(out)
-        if _modes.anomaly:
-            _check_finite(out, f"the forward output of {self.name}")
-            _record_creation(self)
-        return out
+
+def _forward_error(fn: Function, inputs: Sequence[Tensor], e: ValueError) -> ValueError:
+    msg = str(e)
+    if not msg.lower().startswith(fn.name.lower()):  # numpy's messages do not say which op
+        shapes = ", ".join(str(t.shape) for t in inputs)
+        msg = f"{fn.name}: cannot apply to inputs of shapes {shapes}: {msg}"
+    return ValueError(msg)
+
+
+def _check_forward(fn: Function, out: np.ndarray) -> None:
+    """Under detect_anomaly: NaN/inf in the output is an error, and the node remembers where it was made."""
+    _check_finite(out, f"the forward output of {fn.name}")
+    _record_creation(fn)
 
 
 # ---------------------------------------------------------------------- the engine
@@ -223,8 +226,7 @@ def backward_steps(roots: Sequence[Tensor], root_grads: Sequence[Any], retain_gr
             yield tensor, g, []
             continue
         # 4. The op's own backward: the local derivative times g, one gradient per input.
-        y, xs = _saved_for_backward(fn, tensor, create_graph)
-        sent = _call_backward(fn, g, y, xs)
+        sent = _call_backward(fn, tensor, g, create_graph)
         # 5. Bring each gradient to its input's shape (summing broadcast axes) and add it to
         #    what that input is waiting for; an input that starts waiting joins the heap.
         for i, (x, gx, need) in enumerate(zip(fn.parents, sent, fn.needs)):
@@ -240,7 +242,7 @@ def backward_steps(roots: Sequence[Tensor], root_grads: Sequence[Any], retain_gr
         yield tensor, g, sent
         # 6. Release the node: its inputs (and their arrays) can now be freed.
         if not retain_graph:
-            fn.parents = None
+            fn.parents = ()
 
 
 # ---------------------------------------------------------------------- the loop's helpers
@@ -272,7 +274,7 @@ def _run_hook(hook, g, tensor: Tensor):
             f"a hook on {_describe_tensor(tensor)} returned a gradient of shape {result.shape}; "
             f"it must keep the gradient's shape {g.shape}"
         )
-    if _modes.anomaly:
+    if _anomaly.enabled:
         _check_finite(result, f"the gradient returned by a hook on {_describe_tensor(tensor)}")
     return result
 
@@ -294,27 +296,40 @@ def _accumulate(tensor: Tensor, g: np.ndarray) -> None:
         tensor.grad += g
 
 
-def _saved_for_backward(fn: Function, out: Tensor, create_graph: bool) -> tuple:
-    """The output and inputs that fn.backward reads: arrays, or Tensors when the backward is recorded.
+def _call_backward(fn: Function, out: Tensor, g, create_graph: bool) -> list:
+    """fn.backward(g, y, *xs) on what the forward saved: a list with one gradient (or None) per input.
 
-    Raises if the graph was released, or if one of them was changed in place since the forward.
+    The saved output y and inputs xs are arrays, or Tensors when the backward is recorded. It is an error
+    if the graph was released, if one of them was changed in place since the forward, or if backward
+    returns anything but one gradient per input.
     """
-    if fn.parents is None:
+    if not fn.parents:
         raise BackwardError(
             f"trying to backward through the graph a second time (at {fn.name}): its intermediate "
             "values were freed after the first backward; pass retain_graph=True to the first call"
         )
-    for i, (x, version) in enumerate(zip(fn.parents, fn.saved_versions)):
-        if x._version != version:
-            raise _modified_error(fn, f"input {i} ({_describe_tensor(x)})", x._version, version)
-    if out._version != 0:
-        raise _modified_error(fn, f"its output ({_describe_tensor(out)})", out._version, 0)
-    if create_graph:
-        return out, fn.parents
-    return out.data, [x.data for x in fn.parents]
+    if tuple([x._version for x in fn.parents]) != fn.saved_versions or out._version != 0:
+        raise _modified_error(fn, out)
+    try:
+        if create_graph:
+            result = fn.backward(g, out, *fn.parents)
+        else:
+            result = fn.backward(g, out.data, *[x.data for x in fn.parents])
+    except FloatingPointError as e:  # detect_anomaly found a NaN in an op inside a recorded backward
+        raise FloatingPointError(f"detect_anomaly: in {fn.name}.backward: {e}") from None
+    n = len(fn.parents)
+    if type(result) is tuple and len(result) == n:
+        return list(result)
+    if n == 1 and not isinstance(result, (tuple, list)):
+        return [result]
+    expected = "one gradient (an array) or a 1-tuple" if n == 1 else f"a tuple of {n} gradients (None allowed)"
+    raise TypeError(f"{fn.name}.backward must return {expected}, one per input; it returned {_describe(result)}")
 
 
-def _modified_error(fn: Function, what: str, now: int, saved: int) -> BackwardError:
+def _modified_error(fn: Function, out: Tensor) -> BackwardError:
+    changed = [(f"input {i} ({_describe_tensor(x)})", x._version, saved)
+               for i, (x, saved) in enumerate(zip(fn.parents, fn.saved_versions)) if x._version != saved]
+    what, now, saved = changed[0] if changed else (f"its output ({_describe_tensor(out)})", out._version, 0)
     return BackwardError(
         f"a tensor needed by {fn.name}.backward was modified by an in-place operation: {what} is at "
         f"version {now}, but the forward pass saved version {saved}. Call backward() before changing it "
@@ -322,36 +337,27 @@ def _modified_error(fn: Function, what: str, now: int, saved: int) -> BackwardEr
     )
 
 
-def _call_backward(fn: Function, g, y, xs) -> list:
-    """fn.backward(g, y, *xs), checked: a list with one gradient (or None) per input."""
-    try:
-        result = fn.backward(g, y, *xs)
-    except FloatingPointError as e:  # detect_anomaly found a NaN in an op inside a recorded backward
-        raise FloatingPointError(f"detect_anomaly: in {fn.name}.backward: {e}") from None
-    n = len(fn.parents)
-    if n == 1 and not isinstance(result, tuple):
-        result = (result,)
-    if isinstance(result, tuple) and len(result) == n:
-        return list(result)
-    expected = "one gradient (an array) or a 1-tuple" if n == 1 else f"a tuple of {n} gradients (None allowed)"
-    raise TypeError(f"{fn.name}.backward must return {expected}, one per input; it returned {_describe(result)}")
-
-
 def _fit_to_input(gx: Any, x: Tensor, fn: Function, i: int, create_graph: bool):
     """Check one gradient fn.backward returned for input i, and bring it to x's shape and dtype."""
-    if create_graph and isinstance(gx, np.ndarray):
-        gx = Tensor._make(gx, None)  # a constant in the recorded backward
-    elif isinstance(gx, np.generic):  # numpy turns 0-d results into scalars
-        gx = np.asarray(gx)
-    if not isinstance(gx, Tensor if create_graph else np.ndarray):
-        raise TypeError(f"{fn.name}.backward returned {_describe(gx)} for input {i}; expected an array")
+    if type(gx) is not (Tensor if create_graph else np.ndarray):
+        gx = _as_gradient(gx, fn, i, create_graph)
     if gx.shape != x.data.shape:
         gx = unbroadcast(gx, x.data.shape, lambda: _shape_error(fn, i, gx, x))
     if gx.dtype != x.data.dtype:
         gx = gx.astype(x.data.dtype)
-    if _modes.anomaly:
+    if _anomaly.enabled:
         _check_finite(gx, f"the gradient computed by {fn.name}.backward", fn)
     return gx
+
+
+def _as_gradient(gx: Any, fn: Function, i: int, create_graph: bool):
+    """An array (a Tensor when the backward is recorded) from what a backward returned, or an error."""
+    if isinstance(gx, (np.ndarray, np.generic)):  # numpy turns 0-d results into scalars
+        gx = np.asarray(gx)
+        return Tensor._make(gx, None) if create_graph else gx  # a constant in a recorded backward
+    if isinstance(gx, Tensor) and not create_graph:
+        return gx.data
+    raise TypeError(f"{fn.name}.backward returned {_describe(gx)} for input {i}; expected an array")
 
 
 def _shape_error(fn: Function, i: int, gx: Any, x: Tensor) -> ValueError:
@@ -413,7 +419,7 @@ def toposort(roots: Sequence[Tensor]) -> list[Tensor]:
         visited.add(id(node))
         stack.append((node, True))
         fn = node._ctx
-        if fn is not None and fn.parents is not None:
+        if fn is not None and fn.parents:
             for p, need in zip(fn.parents, fn.needs):
                 if need and id(p) not in visited:
                     stack.append((p, False))
@@ -448,7 +454,7 @@ def _root_grad(out: Tensor, grad: Any, caller: str, create_graph: bool = False, 
         if g.shape != out.shape:
             raise ValueError(f"{caller}: the gradient must have the output's shape {out.shape}, got {g.shape}")
         g = g.astype(out.data.dtype, copy=False)
-    if _modes.anomaly:
+    if _anomaly.enabled:
         _check_finite(g, f"the grad passed to {caller}")
     if create_graph:
         return grad if isinstance(grad, Tensor) else Tensor._make(g, None)
@@ -457,9 +463,15 @@ def _root_grad(out: Tensor, grad: Any, caller: str, create_graph: bool = False, 
 
 def _run(roots: list, root_grads: list, retain_graph: bool, create_graph: bool = False,
          wanted: dict | None = None) -> None:
-    """Run the engine to the end; the backward itself is recorded only with create_graph."""
-    with _GradMode(create_graph):
-        for _ in backward_steps(roots, root_grads, retain_graph, create_graph, wanted):
+    """Run the engine to the end. With create_graph the backward is recorded (so grad mode is on for it);
+    otherwise every backward works on plain arrays and records nothing anyway."""
+    steps = backward_steps(roots, root_grads, retain_graph, create_graph, wanted)
+    if create_graph:
+        with enable_grad():
+            for _ in steps:
+                pass
+    else:
+        for _ in steps:
             pass
 
 

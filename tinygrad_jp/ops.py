@@ -92,8 +92,6 @@ def _const(x):
 
 # ---------------------------------------------------------------------- arithmetic
 class Add(Function):
-    __slots__ = ()
-
     def forward(self, a, b):
         return a + b
 
@@ -102,8 +100,6 @@ class Add(Function):
 
 
 class Sub(Function):
-    __slots__ = ()
-
     def forward(self, a, b):
         return a - b
 
@@ -112,8 +108,6 @@ class Sub(Function):
 
 
 class Mul(Function):
-    __slots__ = ()
-
     def forward(self, a, b):
         return a * b
 
@@ -122,8 +116,6 @@ class Mul(Function):
 
 
 class Div(Function):
-    __slots__ = ()
-
     def forward(self, a, b):
         return a / b
 
@@ -138,8 +130,6 @@ class Pow(Function):
     PyTorch と同じく、a = b = 0 での ∂/∂a (a^0 = 1 は定数) と a = 0 での ∂/∂b は 0 とする
     (そのまま計算すると 0 · ∞ や 0 · log 0 で NaN になる)。
     """
-
-    __slots__ = ()
 
     def forward(self, a, b):
         return a**b
@@ -157,8 +147,6 @@ class Pow(Function):
 
 
 class Neg(Function):
-    __slots__ = ()
-
     def forward(self, a):
         return -a
 
@@ -167,8 +155,6 @@ class Neg(Function):
 
 
 class Abs(Function):
-    __slots__ = ()
-
     def forward(self, a):
         return np.abs(a)
 
@@ -177,8 +163,6 @@ class Abs(Function):
 
 
 class Exp(Function):
-    __slots__ = ()
-
     def forward(self, a):
         return np.exp(a)
 
@@ -187,8 +171,6 @@ class Exp(Function):
 
 
 class Log(Function):
-    __slots__ = ()
-
     def forward(self, a):
         return np.log(a)
 
@@ -198,8 +180,6 @@ class Log(Function):
 
 class Expm1(Function):
     """eˣ − 1 (x が 0 に近くても桁落ちしない)。導関数は eˣ = y + 1。"""
-
-    __slots__ = ()
 
     def forward(self, a):
         return np.expm1(a)
@@ -211,8 +191,6 @@ class Expm1(Function):
 class Log1p(Function):
     """log(1 + x) (x が 0 に近くても桁落ちしない)。導関数は 1 / (1 + x)。"""
 
-    __slots__ = ()
-
     def forward(self, a):
         return np.log1p(a)
 
@@ -221,8 +199,6 @@ class Log1p(Function):
 
 
 class Sqrt(Function):
-    __slots__ = ()
-
     def forward(self, a):
         return np.sqrt(a)
 
@@ -231,8 +207,6 @@ class Sqrt(Function):
 
 
 class Sin(Function):
-    __slots__ = ()
-
     def forward(self, a):
         return np.sin(a)
 
@@ -241,8 +215,6 @@ class Sin(Function):
 
 
 class Cos(Function):
-    __slots__ = ()
-
     def forward(self, a):
         return np.cos(a)
 
@@ -252,8 +224,6 @@ class Cos(Function):
 
 class Clip(Function):
     """区間 [lo, hi] に切り詰める。はみ出した要素には勾配が流れない。"""
-
-    __slots__ = ("hi", "lo")
 
     def __init__(self, lo, hi):
         self.lo, self.hi = lo, hi
@@ -274,8 +244,6 @@ class Clip(Function):
 class Maximum(Function):
     """要素ごとの max(a, b)。等しいところの勾配は a に流す。"""
 
-    __slots__ = ()
-
     def forward(self, a, b):
         return np.maximum(a, b)
 
@@ -286,8 +254,6 @@ class Maximum(Function):
 
 class Minimum(Function):
     """要素ごとの min(a, b)。等しいところの勾配は a に流す。"""
-
-    __slots__ = ()
 
     def forward(self, a, b):
         return np.minimum(a, b)
@@ -305,8 +271,6 @@ class PiecewiseConstant(Function):
     PyTorch と同じく 0 を返すためにつないでおく。
     """
 
-    __slots__ = ("value",)
-
     def __init__(self, value: np.ndarray):
         self.value = np.asarray(value)
 
@@ -318,8 +282,6 @@ class PiecewiseConstant(Function):
 
 
 class Where(Function):
-    __slots__ = ("cond",)
-
     def __init__(self, cond: np.ndarray):
         self.cond = cond
 
@@ -331,8 +293,6 @@ class Where(Function):
 
 
 class Cast(Function):
-    __slots__ = ("dtype", "src")
-
     def __init__(self, dtype):
         self.dtype = np.dtype(dtype)
 
@@ -350,8 +310,6 @@ class MatMul(Function):
     逆伝播は 1 次元の被演算子を行列 (a は行、b は列) とみなして ∂L/∂a = g bᵀ、∂L/∂b = aᵀ g を
     計算し、その軸を落とす。
     """
-
-    __slots__ = ()
 
     def forward(self, a, b):
         return a @ b
@@ -420,8 +378,6 @@ def _divide(x, n: int):
 
 
 class _Reduce(Function):
-    __slots__ = ("axis", "keepdims")
-
     def __init__(self, axis=None, keepdims: bool = False):
         if isinstance(axis, list):
             axis = tuple(axis)
@@ -439,8 +395,6 @@ class _Reduce(Function):
 
 
 class Sum(_Reduce):
-    __slots__ = ()
-
     def forward(self, a):
         total = self._total(a)
         return total.astype(a.dtype) if a.dtype in _ACCUMULATOR else total
@@ -450,8 +404,6 @@ class Sum(_Reduce):
 
 
 class Mean(_Reduce):
-    __slots__ = ()
-
     def forward(self, a):
         # np.add.reduce and one division: ndarray.mean goes through a slower Python-level helper.
         mean = self._total(a) / _count(a.shape, self.axis)
@@ -469,8 +421,6 @@ class Extremum(_Reduce):
     空の軸に沿った縮約 (「何もない中の最大」) はエラー。形 (0, 3) の axis=1 のように、
     結果が空になるだけなら numpy・PyTorch と同じく空の結果を返す。
     """
-
-    __slots__ = ("reducer",)
 
     def __init__(self, reducer, axis=None, keepdims: bool = False):
         super().__init__(axis, keepdims)
@@ -513,8 +463,6 @@ def var(x: Tensor, axis=None, keepdims: bool = False, ddof: int = 0) -> Tensor:
 
 # ---------------------------------------------------------------------- shape
 class Reshape(Function):
-    __slots__ = ("shape",)
-
     def __init__(self, shape: tuple):
         self.shape = shape
 
@@ -531,8 +479,6 @@ class Reshape(Function):
 
 
 class Transpose(Function):
-    __slots__ = ("axes",)
-
     def __init__(self, axes):
         self.axes = axes
 
@@ -546,8 +492,6 @@ class Transpose(Function):
 
 
 class BroadcastTo(Function):
-    __slots__ = ("shape",)
-
     def __init__(self, shape: tuple):
         self.shape = shape
 
@@ -586,8 +530,6 @@ def unsqueeze(x: Tensor, axis: int) -> Tensor:
 
 
 class Concatenate(Function):
-    __slots__ = ("axis",)
-
     def __init__(self, axis: int):
         self.axis = axis
 
@@ -605,8 +547,6 @@ class Concatenate(Function):
 
 
 class Stack(Function):
-    __slots__ = ("axis",)
-
     def __init__(self, axis: int):
         self.axis = axis
 
@@ -666,8 +606,6 @@ def _scatter_numpy(g: np.ndarray, index: Any, shape: tuple) -> np.ndarray:
 class GetItem(Function):
     """``x[index]``。整数配列で同じ要素を何度取り出しても、勾配はすべて足し合わされる。"""
 
-    __slots__ = ("index",)
-
     def __init__(self, index: Any):
         self.index = _normalize_index(index)
 
@@ -685,8 +623,6 @@ class GetItem(Function):
 
 class ScatterAdd(Function):
     """GetItem の逆伝播を微分可能にするための演算: g を ``shape`` のゼロ配列の ``index`` に足す。"""
-
-    __slots__ = ("index", "shape")
 
     def __init__(self, index: Any, shape: tuple):
         self.index, self.shape = index, shape

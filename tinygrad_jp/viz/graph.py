@@ -76,7 +76,7 @@ def _collect(tensor: Tensor) -> list[_Node]:
         fn = t._ctx
         if fn is None:
             continue
-        if fn.parents is None:
+        if not fn.parents:
             raise RuntimeError(
                 f"the graph below {fn.name} was released by backward(); draw it before backward() "
                 "or call backward(retain_graph=True)"
