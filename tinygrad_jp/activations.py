@@ -32,7 +32,10 @@ from .tensor import Tensor
 class _ActivationFunction(Function):
     """The graph node of one application of an Activation: backward is g * df(x, y)."""
 
+    __slots__ = ("act",)
+
     def __init__(self, act: Activation):
+        super().__init__()
         self.act = act
 
     @property
@@ -277,12 +280,17 @@ def _softmax_parts(x: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray, np
 class _AlongAxis(Function):
     """An op that works along one axis (softmax and log softmax)."""
 
+    __slots__ = ("axis",)
+
     def __init__(self, axis: int):
+        super().__init__()
         self.axis = axis
 
 
 class _SoftmaxFunction(_AlongAxis):
     """softmax along one axis; backward is the full Jacobian product y ⊙ (g - Σ g·y)."""
+
+    __slots__ = ()
 
     @property
     def name(self) -> str:
@@ -299,6 +307,8 @@ class _SoftmaxFunction(_AlongAxis):
 
 class _LogSoftmaxFunction(_AlongAxis):
     """log softmax along one axis; backward is g - softmax ⊙ Σ g, with softmax = e^y ≤ 1."""
+
+    __slots__ = ()
 
     @property
     def name(self) -> str:

@@ -154,8 +154,11 @@ class Function:
     記録される。同じインスタンスを 2 度呼ぶと、2 度目はコピーが新しいノードになる。
     """
 
-    # None until a call makes this object a node of a graph; then the inputs; () once backward has released it.
-    parents: tuple | None = None
+    __slots__ = ("_where", "needs", "parents", "saved_versions")  # a graph may hold 10^5 nodes
+
+    def __init__(self):
+        self.parents = None  # None until a call makes it a node; then the inputs; () once backward released it
+
 
     def forward(self, *xs: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -171,7 +174,9 @@ class Function:
         return f"<{self.name}>"
 
     def __call__(self, *inputs: Tensor) -> Tensor:
-        fn = self if self.parents is None else copy.copy(self)  # a graph node per call
+        # A graph node per call: an instance that already is one is copied. (getattr: a subclass's own
+        # __init__ may not have called Function.__init__.)
+        fn = self if getattr(self, "parents", None) is None else copy.copy(self)
         try:
             out = np.asarray(fn.forward(*[t.data for t in inputs]))
         except ValueError as e:

@@ -85,7 +85,10 @@ def _class_scores(x: Any, what: str) -> np.ndarray:
 class _SoftmaxCrossEntropy(Function):
     """L = -(1/N) Σ_n Σ_k t_nk log softmax(x_n)_k, fused so that backward is (softmax - t) / N."""
 
+    __slots__ = ("probs", "target")
+
     def __init__(self, target: np.ndarray):
+        super().__init__()
         self.target = target  # integer labels (N,) or rows of class probabilities (N, C)
         self.probs = None
 
@@ -144,6 +147,8 @@ def softmax_cross_entropy(logits: Tensor, labels: Any) -> Tensor:
 
 class _MeanSquaredError(Function):
     """L = (1/n) Σ (y - t)² を 1 つの演算として計算する。逆伝播: ∂L/∂y = 2 (y - t) / n、∂L/∂t = -∂L/∂y。"""
+
+    __slots__ = ()
 
     @property
     def name(self) -> str:

@@ -92,6 +92,8 @@ def _const(x):
 
 # ---------------------------------------------------------------------- arithmetic
 class Add(Function):
+    __slots__ = ()
+
     def forward(self, a, b):
         return a + b
 
@@ -100,6 +102,8 @@ class Add(Function):
 
 
 class Sub(Function):
+    __slots__ = ()
+
     def forward(self, a, b):
         return a - b
 
@@ -108,6 +112,8 @@ class Sub(Function):
 
 
 class Mul(Function):
+    __slots__ = ()
+
     def forward(self, a, b):
         return a * b
 
@@ -116,6 +122,8 @@ class Mul(Function):
 
 
 class Div(Function):
+    __slots__ = ()
+
     def forward(self, a, b):
         return a / b
 
@@ -130,6 +138,8 @@ class Pow(Function):
     PyTorch と同じく、a = b = 0 での ∂/∂a (a^0 = 1 は定数) と a = 0 での ∂/∂b は 0 とする
     (そのまま計算すると 0 · ∞ や 0 · log 0 で NaN になる)。
     """
+
+    __slots__ = ()
 
     def forward(self, a, b):
         return a**b
@@ -147,6 +157,8 @@ class Pow(Function):
 
 
 class Neg(Function):
+    __slots__ = ()
+
     def forward(self, a):
         return -a
 
@@ -155,6 +167,8 @@ class Neg(Function):
 
 
 class Abs(Function):
+    __slots__ = ()
+
     def forward(self, a):
         return np.abs(a)
 
@@ -163,6 +177,8 @@ class Abs(Function):
 
 
 class Exp(Function):
+    __slots__ = ()
+
     def forward(self, a):
         return np.exp(a)
 
@@ -171,6 +187,8 @@ class Exp(Function):
 
 
 class Log(Function):
+    __slots__ = ()
+
     def forward(self, a):
         return np.log(a)
 
@@ -180,6 +198,8 @@ class Log(Function):
 
 class Expm1(Function):
     """eˣ − 1 (x が 0 に近くても桁落ちしない)。導関数は eˣ = y + 1。"""
+
+    __slots__ = ()
 
     def forward(self, a):
         return np.expm1(a)
@@ -191,6 +211,8 @@ class Expm1(Function):
 class Log1p(Function):
     """log(1 + x) (x が 0 に近くても桁落ちしない)。導関数は 1 / (1 + x)。"""
 
+    __slots__ = ()
+
     def forward(self, a):
         return np.log1p(a)
 
@@ -199,6 +221,8 @@ class Log1p(Function):
 
 
 class Sqrt(Function):
+    __slots__ = ()
+
     def forward(self, a):
         return np.sqrt(a)
 
@@ -207,6 +231,8 @@ class Sqrt(Function):
 
 
 class Sin(Function):
+    __slots__ = ()
+
     def forward(self, a):
         return np.sin(a)
 
@@ -215,6 +241,8 @@ class Sin(Function):
 
 
 class Cos(Function):
+    __slots__ = ()
+
     def forward(self, a):
         return np.cos(a)
 
@@ -225,7 +253,10 @@ class Cos(Function):
 class Clip(Function):
     """区間 [lo, hi] に切り詰める。はみ出した要素には勾配が流れない。"""
 
+    __slots__ = ("hi", "lo")
+
     def __init__(self, lo, hi):
+        super().__init__()
         self.lo, self.hi = lo, hi
 
     def forward(self, a):
@@ -244,6 +275,8 @@ class Clip(Function):
 class Maximum(Function):
     """要素ごとの max(a, b)。等しいところの勾配は a に流す。"""
 
+    __slots__ = ()
+
     def forward(self, a, b):
         return np.maximum(a, b)
 
@@ -254,6 +287,8 @@ class Maximum(Function):
 
 class Minimum(Function):
     """要素ごとの min(a, b)。等しいところの勾配は a に流す。"""
+
+    __slots__ = ()
 
     def forward(self, a, b):
         return np.minimum(a, b)
@@ -271,7 +306,10 @@ class PiecewiseConstant(Function):
     PyTorch と同じく 0 を返すためにつないでおく。
     """
 
+    __slots__ = ("value",)
+
     def __init__(self, value: np.ndarray):
+        super().__init__()
         self.value = np.asarray(value)
 
     def forward(self, x):
@@ -282,7 +320,10 @@ class PiecewiseConstant(Function):
 
 
 class Where(Function):
+    __slots__ = ("cond",)
+
     def __init__(self, cond: np.ndarray):
+        super().__init__()
         self.cond = cond
 
     def forward(self, a, b):
@@ -293,7 +334,10 @@ class Where(Function):
 
 
 class Cast(Function):
+    __slots__ = ("dtype", "src")
+
     def __init__(self, dtype):
+        super().__init__()
         self.dtype = np.dtype(dtype)
 
     def forward(self, a):
@@ -310,6 +354,8 @@ class MatMul(Function):
     逆伝播は 1 次元の被演算子を行列 (a は行、b は列) とみなして ∂L/∂a = g bᵀ、∂L/∂b = aᵀ g を
     計算し、その軸を落とす。
     """
+
+    __slots__ = ()
 
     def forward(self, a, b):
         return a @ b
@@ -378,7 +424,10 @@ def _divide(x, n: int):
 
 
 class _Reduce(Function):
+    __slots__ = ("axis", "keepdims")
+
     def __init__(self, axis=None, keepdims: bool = False):
+        super().__init__()
         if isinstance(axis, list):
             axis = tuple(axis)
         self.axis, self.keepdims = axis, keepdims
@@ -395,6 +444,8 @@ class _Reduce(Function):
 
 
 class Sum(_Reduce):
+    __slots__ = ()
+
     def forward(self, a):
         total = self._total(a)
         return total.astype(a.dtype) if a.dtype in _ACCUMULATOR else total
@@ -404,6 +455,8 @@ class Sum(_Reduce):
 
 
 class Mean(_Reduce):
+    __slots__ = ()
+
     def forward(self, a):
         # np.add.reduce and one division: ndarray.mean goes through a slower Python-level helper.
         mean = self._total(a) / _count(a.shape, self.axis)
@@ -421,6 +474,8 @@ class Extremum(_Reduce):
     空の軸に沿った縮約 (「何もない中の最大」) はエラー。形 (0, 3) の axis=1 のように、
     結果が空になるだけなら numpy・PyTorch と同じく空の結果を返す。
     """
+
+    __slots__ = ("reducer",)
 
     def __init__(self, reducer, axis=None, keepdims: bool = False):
         super().__init__(axis, keepdims)
@@ -463,7 +518,10 @@ def var(x: Tensor, axis=None, keepdims: bool = False, ddof: int = 0) -> Tensor:
 
 # ---------------------------------------------------------------------- shape
 class Reshape(Function):
+    __slots__ = ("shape",)
+
     def __init__(self, shape: tuple):
+        super().__init__()
         self.shape = shape
 
     def forward(self, a):
@@ -479,7 +537,10 @@ class Reshape(Function):
 
 
 class Transpose(Function):
+    __slots__ = ("axes",)
+
     def __init__(self, axes):
+        super().__init__()
         self.axes = axes
 
     def forward(self, a):
@@ -492,7 +553,10 @@ class Transpose(Function):
 
 
 class BroadcastTo(Function):
+    __slots__ = ("shape",)
+
     def __init__(self, shape: tuple):
+        super().__init__()
         self.shape = shape
 
     def forward(self, a):
@@ -530,7 +594,10 @@ def unsqueeze(x: Tensor, axis: int) -> Tensor:
 
 
 class Concatenate(Function):
+    __slots__ = ("axis",)
+
     def __init__(self, axis: int):
+        super().__init__()
         self.axis = axis
 
     def forward(self, *arrays):
@@ -547,7 +614,10 @@ class Concatenate(Function):
 
 
 class Stack(Function):
+    __slots__ = ("axis",)
+
     def __init__(self, axis: int):
+        super().__init__()
         self.axis = axis
 
     def forward(self, *arrays):
@@ -606,7 +676,10 @@ def _scatter_numpy(g: np.ndarray, index: Any, shape: tuple) -> np.ndarray:
 class GetItem(Function):
     """``x[index]``。整数配列で同じ要素を何度取り出しても、勾配はすべて足し合わされる。"""
 
+    __slots__ = ("index",)
+
     def __init__(self, index: Any):
+        super().__init__()
         self.index = _normalize_index(index)
 
     def forward(self, a):
@@ -624,7 +697,10 @@ class GetItem(Function):
 class ScatterAdd(Function):
     """GetItem の逆伝播を微分可能にするための演算: g を ``shape`` のゼロ配列の ``index`` に足す。"""
 
+    __slots__ = ("index", "shape")
+
     def __init__(self, index: Any, shape: tuple):
+        super().__init__()
         self.index, self.shape = index, shape
 
     def forward(self, g):
