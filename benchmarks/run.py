@@ -57,12 +57,12 @@ MEMORY_STEPS = (2000, 200)
 CHECK_STEPS = 5
 TARGETS = [
     # (workload, what is compared, numerator impl, denominator impl or None for an absolute bound, bound)
-    ("a", "tinygrad_jp / PyTorch", "tinygrad_jp", "torch", 0.33),
-    ("b", "tinygrad_jp / numpy tuned", "tinygrad_jp", "numpy_tuned", 1.10),
-    ("b", "tinygrad_jp / PyTorch", "tinygrad_jp", "torch", 0.80),
-    ("c", "tinygrad_jp / PyTorch", "tinygrad_jp", "torch", 0.33),
-    ("d", "tinygrad_jp time (s)", "tinygrad_jp", None, 1.0),
-    ("d", "tinygrad_jp peak memory growth (MB)", "tinygrad_jp", None, 150.0),
+    ("a", "tinygrad_jp / PyTorch", "tinygrad_jp", "torch", 0.50),
+    ("b", "tinygrad_jp / numpy tuned", "tinygrad_jp", "numpy_tuned", 1.20),
+    ("b", "tinygrad_jp / PyTorch", "tinygrad_jp", "torch", 0.90),
+    ("c", "tinygrad_jp / PyTorch", "tinygrad_jp", "torch", 0.30),
+    ("d", "tinygrad_jp / PyTorch", "tinygrad_jp", "torch", 0.70),
+    ("d", "tinygrad_jp peak memory growth (MB)", "tinygrad_jp", None, 100.0),
     ("b", "tinygrad_jp RSS growth over the memory steps (MB)", "tinygrad_jp", None, 5.0),
 ]
 
