@@ -277,7 +277,7 @@ def _softmax_parts(x: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray, np
     return z, e, e.sum(axis=axis, keepdims=True)
 
 
-class _AlongAxis(Function):
+class _AxisFunction(Function):
     """An op that works along one axis (softmax and log softmax)."""
 
     __slots__ = ("axis",)
@@ -287,7 +287,7 @@ class _AlongAxis(Function):
         self.axis = axis
 
 
-class _SoftmaxFunction(_AlongAxis):
+class _SoftmaxFunction(_AxisFunction):
     """softmax along one axis; backward is the full Jacobian product y ⊙ (g - Σ g·y)."""
 
     __slots__ = ()
@@ -305,7 +305,7 @@ class _SoftmaxFunction(_AlongAxis):
         return y * (g - (g * y).sum(axis=self.axis, keepdims=True))
 
 
-class _LogSoftmaxFunction(_AlongAxis):
+class _LogSoftmaxFunction(_AxisFunction):
     """log softmax along one axis; backward is g - softmax ⊙ Σ g, with softmax = e^y ≤ 1."""
 
     __slots__ = ()
