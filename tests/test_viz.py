@@ -91,10 +91,12 @@ def test_fresh_interpreter_renders_japanese_without_warnings(tmp_path):
     assert (tmp_path / "fresh.png").is_file()
 
 
-def test_core_does_not_import_matplotlib():
-    code = "import sys, tinygrad_jp, tinygrad_jp.inspect; print('matplotlib' in sys.modules)"
+def test_importing_the_package_loads_nothing_optional_nor_the_network_modules():
+    optional = ["matplotlib", "tqdm", "IPython", "ipywidgets", "torch", "http", "urllib.request"]
+    code = ("import sys, tinygrad_jp, tinygrad_jp.inspect, tinygrad_jp.data\n"
+            f"print(sorted(m for m in {optional!r} if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.stdout.strip() == "False", result.stderr
+    assert result.stdout.strip() == "[]", result.stdout + result.stderr
 
 
 # ---------------------------------------------------------------------- activations

@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import http.client
 import math
 import os
 import sys
 import tempfile
-import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,6 +165,8 @@ def _ensure(kind: str, root: str | os.PathLike | None, mirrors: Sequence[str] | 
 
 def _fetch_from_mirrors(kind: str, folder: Path, name: str, digest: str, mirrors: Sequence[str],
                         progress: bool) -> None:
+    import http.client  # only a download needs the network modules: `import tinygrad_jp` stays light
+
     failures = []
     for mirror in mirrors:
         url = mirror.rstrip("/") + "/" + name
@@ -187,6 +187,8 @@ def _fetch_from_mirrors(kind: str, folder: Path, name: str, digest: str, mirrors
 def _fetch(url: str, target: Path, digest: str, progress: bool) -> None:
     """Download url into a temporary file beside target, check it, then rename it to target in one step:
     the cache never holds a partial or unchecked file, whatever fails (the temporary file is removed)."""
+    import urllib.request  # only a download needs it: `import tinygrad_jp` stays light
+
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=TIMEOUT) as response:
