@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tinygrad_jp.textwidth import display_width, format_table, pad
+from tinygrad_jp.textwidth import display_width, format_table, pad, wrap
 
 # Labels mixing kana, kanji, full-width forms, ASCII, Greek and subscripts, as the demos print them.
 CELL = st.text(alphabet="設定第層勾配消失ウォームアップあいうＡＢ１abcXYZ 0.5+-()σ∂η₀×", min_size=1, max_size=12).map(
@@ -81,3 +81,18 @@ def test_japanese_header_over_ascii_rows_lines_up():
 def test_bad_tables_are_refused(rows, align, message):
     with pytest.raises(ValueError, match=message):
         format_table(rows, align)
+
+
+@given(st.lists(st.sampled_from(["勾配", "g", "=", " ", "[1.2, -0.3]", "局所微分", "∂L/∂W"]), max_size=40),
+       st.integers(12, 40))
+def test_wrapped_lines_fit_the_width_and_keep_every_character(words, width):
+    text = "".join(words)
+    wrapped = wrap(text, width)
+    assert all(display_width(line) <= width for line in wrapped.split("\n"))
+    assert wrapped.replace("\n", "").replace(" ", "") == text.replace(" ", "")
+
+
+def test_wrapping_narrower_than_the_indent_allows_is_refused():
+    with pytest.raises(ValueError, match="room after the indent"):
+        wrap("勾配" * 10, 9)
+    assert wrap("勾配" * 10, 10).count("\n") > 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Sequence
 
-__all__ = ["display_width", "format_table", "pad"]
+__all__ = ["display_width", "format_table", "pad", "wrap"]
 
 
 def display_width(text: str) -> int:
@@ -54,3 +54,31 @@ def format_table(rows: Sequence[Sequence[str]], align: str | None = None, sep: s
     lines = [sep.join(pad(cell, w, a) for cell, w, a in zip(row, widths, align)) for row in rows]
     lines.insert(1, sep.join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def wrap(text: str, width: int, indent: str = "        ") -> str:
+    """表示幅が ``width`` 桁を超える行を折り返す (続きの行は ``indent`` で字下げする)。
+
+    折り返すのは空白のところ (なければその桁)。改行はそのまま残す。
+    """
+    if width < display_width(indent) + 2:  # room for at least one full-width character after the indent
+        raise ValueError(f"width must leave room after the indent, got width={width} for indent {indent!r}")
+    out: list[str] = []
+    for line in text.split("\n"):
+        while display_width(line) > width:
+            head = _cut(line, width)
+            out.append(head.rstrip())
+            line = indent + line[len(head):].lstrip()
+        out.append(line)
+    return "\n".join(out)
+
+
+def _cut(line: str, width: int) -> str:
+    """The longest start of ``line`` that fits ``width`` columns, ending after a space when there is one."""
+    end, used = 0, 0
+    while end < len(line) and used + display_width(line[end]) <= width:
+        used += display_width(line[end])
+        end += 1
+    space = line.rfind(" ", 0, end)
+    return line[: space + 1] if space > len(line) - len(line.lstrip()) else line[:end]
+

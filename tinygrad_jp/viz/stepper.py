@@ -19,6 +19,7 @@ from matplotlib.image import imsave
 from ..autograd import toposort
 from ..inspect import BackpropStep, backprop_steps, format_step
 from ..tensor import Tensor
+from ..textwidth import wrap
 from ._figure import DPI, PathLike, new_figure
 from .graph import draw_graph
 
@@ -135,7 +136,9 @@ def animate_backprop(loss: Tensor, path: PathLike, *, fps: float = 1.0, retain_g
     drawings = {id(t): _graph_pixels(loss, t) for t in toposort([loss])}
     steps = list(backprop_steps(loss, retain_graph=retain_graph))
     height, width = next(iter(drawings.values())).shape[:2]
-    text_lines = max(format_step(s).count("\n") + 1 for s in steps) + 1
+    # About 7.5 pixels per half-width column at 11 pt: long lines are wrapped to stay inside the frame.
+    texts = [wrap(format_step(s), int(width / 7.5) - 2) for s in steps]
+    text_lines = max(t.count("\n") + 1 for t in texts) + 1
     text_height = 24 * text_lines + 20
     fig = new_figure((width / DPI, (height + text_height) / DPI), show=False, layout=None)
     image = fig.figimage(np.full((height, width, 4), 255, dtype=np.uint8), xo=0, yo=text_height)
@@ -145,10 +148,10 @@ def animate_backprop(loss: Tensor, path: PathLike, *, fps: float = 1.0, retain_g
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = PillowWriter(fps=fps)
     with writer.saving(fig, str(path), dpi=DPI):
-        for step in steps:
+        for step, text in zip(steps, texts):
             image.set_data(drawings[id(step.tensor)])
             title.set_text(_title(step, len(steps)))
-            body.set_text(format_step(step))
+            body.set_text(text)
             writer.grab_frame()
     return path
 
