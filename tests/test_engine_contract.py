@@ -263,3 +263,24 @@ def test_docs_engine_quotes_the_engine_loop_exactly():
 def test_the_engine_loop_fits_on_one_screen():
     assert len(inspect.getsource(autograd.backward_steps).splitlines()) <= 50
     assert len(inspect.getsource(tg.Function.__call__).splitlines()) <= 20
+
+
+def test_refusing_array_conversion_in_one_thread_leaves_the_others_converting():
+    from tinygrad_jp.tensor import array_conversion_forbidden
+
+    inside, release, seen = threading.Event(), threading.Event(), []
+
+    def worker():
+        with array_conversion_forbidden():
+            inside.set()
+            release.wait(10)
+
+    t = threading.Thread(target=worker)
+    t.start()
+    inside.wait(10)
+    seen.append(np.asarray(Tensor([1.0, 2.0])).tolist())
+    release.set()
+    t.join()
+    assert seen == [[1.0, 2.0]]
+    with array_conversion_forbidden(), pytest.raises(TypeError, match="cut the graph"):
+        np.asarray(Tensor([1.0]))

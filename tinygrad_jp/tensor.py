@@ -18,6 +18,7 @@ import contextlib
 import itertools
 import math
 import reprlib
+import threading
 from typing import Any
 
 import numpy as np
@@ -250,7 +251,7 @@ class Tensor:
 
     def __array__(self, dtype=None, copy=None):
         """``np.asarray(t)`` / ``np.array(t)``: the values as a constant array (an explicit step out of the graph)."""
-        if _forbid_array:
+        if _array_conversion.forbidden:
             raise TypeError(
                 "np.asarray / np.array was given a Tensor here, which would cut the graph; apply numpy "
                 "functions to the Tensor itself (np.exp(t), np.where(t > 0, t, 0)) or use tinygrad_jp.ops"
@@ -542,18 +543,23 @@ class Tensor:
         return ops.BroadcastTo(tuple(shape))(self)
 
 
-_forbid_array = False
+class _ArrayConversion(threading.local):
+    """Whether np.asarray(tensor) is refused, for each thread on its own (as grad mode is)."""
+
+    forbidden = False
+
+
+_array_conversion = _ArrayConversion()
 
 
 @contextlib.contextmanager
 def array_conversion_forbidden():
-    """Make np.asarray(tensor) raise, so that numpy code cannot silently cut a graph."""
-    global _forbid_array
-    saved, _forbid_array = _forbid_array, True
+    """Make np.asarray(tensor) raise in this thread, so that numpy code cannot silently cut a graph."""
+    saved, _array_conversion.forbidden = _array_conversion.forbidden, True
     try:
         yield
     finally:
-        _forbid_array = saved
+        _array_conversion.forbidden = saved
 
 
 def _raw(x: Any) -> Any:
