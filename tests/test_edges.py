@@ -83,7 +83,7 @@ def test_the_issues_example_max_along_axis_1_of_shape_0_by_3():
 
 
 # ---------------------------------------------------------------------- second derivatives through kinks
-ACTIVATIONS = {"relu": F.relu, "leaky_relu": lambda t: F.leaky_relu(t, 0.1)}
+ACTIVATIONS = {"relu": F.relu, "leaky_relu": lambda t: F.leaky_relu(t, 0.1), "abs": lambda t: t.abs()}
 
 
 @pytest.mark.parametrize("name", list(ACTIVATIONS))
@@ -142,7 +142,8 @@ def test_a_hessian_vector_product_through_relu_matches_differences_of_the_gradie
 def test_a_hessian_vector_product_through_relu_matches_pytorch(name):
     torch = pytest.importorskip("torch")
     act = ACTIVATIONS[name]
-    torch_act = {"relu": torch.relu, "leaky_relu": lambda t: torch.nn.functional.leaky_relu(t, 0.1)}[name]
+    torch_act = {"relu": torch.relu, "leaky_relu": lambda t: torch.nn.functional.leaky_relu(t, 0.1),
+                 "abs": torch.abs}[name]
     rng = np.random.default_rng(2)
     X, W1, W2, v = (rng.standard_normal(s) for s in [(8, 3), (3, 5), (5, 1), (3, 5)])
     w1 = Tensor(W1, requires_grad=True)

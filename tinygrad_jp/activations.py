@@ -104,7 +104,7 @@ class Activation(Layer):
                 f"numpy functions that have a gradient on Tensors (np.exp, np.where, ...: docs/api.md lists "
                 f"them) so that it also works on Tensors (df raised: {e}); first-order backward() works as it is"
             ) from None
-        return d if isinstance(d, Tensor) else ops.PiecewiseConstant(d)(x)
+        return d if isinstance(d, Tensor) else ops.piecewise_constant(d, x)
 
 
 def _positive(x) -> np.ndarray:

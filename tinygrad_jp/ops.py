@@ -90,6 +90,15 @@ def _const(x):
     return x.data if isinstance(x, Tensor) else x
 
 
+def piecewise_constant(value, x):
+    """``value`` (a mask or sign computed from x, such as ReLU's 1[x > 0]) as a factor in a backward.
+
+    On a Tensor x (a recorded backward) it stays in the graph as a function of x whose derivative is 0, so
+    that a second derivative through the kink is 0 (as in PyTorch) rather than "does not require grad".
+    """
+    return PiecewiseConstant(value)(x) if isinstance(x, Tensor) else value
+
+
 # ---------------------------------------------------------------------- arithmetic
 class Add(Function):
     __slots__ = ()
@@ -173,7 +182,8 @@ class Abs(Function):
         return np.abs(a)
 
     def backward(self, g, y, a):
-        return g * np.sign(_const(a))
+        # sign(a) is a function of a whose derivative is 0: a second derivative through |a| is 0, as in PyTorch.
+        return g * piecewise_constant(np.sign(_const(a)), a)
 
 
 class Exp(Function):
