@@ -27,6 +27,15 @@ def _named(items: Mapping[str, Any] | Sequence[Any], default: str) -> dict[str, 
         return dict(items)
     return {default: items}
 
+def _label(ax, xlabel: str, ylabel: str, title: str) -> None:
+    """The axis labels, the title, a light grid and the legend that every line plot here has."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+
+
 
 # ---------------------------------------------------------------------- activations
 _GAP_FLOOR = 1e-17  # where an exact 0 is drawn on the log axis of the gap panel
@@ -133,11 +142,7 @@ def plot_layer_gradients(
         values = np.asarray(values, dtype=float)
         ax.plot(np.arange(1, len(values) + 1), values, marker="o", linewidth=2, markersize=6, label=name)
     ax.set_yscale("log")
-    ax.set_xlabel("層の深さ")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    ax.legend()
+    _label(ax, "層の深さ", ylabel, title)
     return finish(fig, path, show)
 
 
@@ -160,11 +165,7 @@ def plot_layer_saturation(
         values = np.asarray(values, dtype=float) * 100
         ax.plot(np.arange(1, len(values) + 1), values, marker="o", linewidth=2, markersize=6, label=name)
     ax.set_ylim(-3, 103)
-    ax.set_xlabel("層の深さ")
-    ax.set_ylabel("飽和の割合 (%)")
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    ax.legend()
+    _label(ax, "層の深さ", "飽和の割合 (%)", title)
     return finish(fig, path, show)
 
 
@@ -209,11 +210,7 @@ def plot_trajectories(
         ax.plot(t[:, 0], t[:, 1], marker="o", linewidth=2, markersize=4, label=name)
     if optimum is not None:
         ax.plot(*optimum, "r*", markersize=20, label="最適解")
-    ax.set_xlabel("x")
-    ax.set_ylabel("y")
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    ax.legend()
+    _label(ax, "x", "y", title)
     return finish(fig, path, show)
 
 
@@ -236,11 +233,7 @@ def plot_objective(
         ax.plot(np.arange(len(values)), values, linewidth=2, label=name)
     if all_positive:
         ax.set_yscale("log")
-    ax.set_xlabel("ステップ")
-    ax.set_ylabel("f(x, y)")
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    ax.legend()
+    _label(ax, "ステップ", "f(x, y)", title)
     return finish(fig, path, show)
 
 
@@ -317,11 +310,7 @@ def plot_history(history: Any, *, path: PathLike | None = None, show: bool = Fal
             values = _series(history, key)
             if values is not None:
                 ax.plot(np.arange(1, len(values) + 1), values, marker="o", markersize=3, linewidth=2, label=name)
-        ax.set_xlabel("エポック")
-        ax.set_ylabel(label)
-        ax.set_title(f"{label}の推移")
-        ax.grid(True, alpha=0.3)
-        ax.legend()
+        _label(ax, "エポック", label, f"{label}の推移")
     return finish(fig, path, show)
 
 
@@ -349,11 +338,7 @@ def plot_curves(
         ax.axhline(value, color="black", linestyle="--", linewidth=1.5, label=name, zorder=1)  # under the curves
     if logy:
         ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    ax.legend()
+    _label(ax, xlabel, ylabel, title)
     return finish(fig, path, show)
 
 
@@ -370,11 +355,7 @@ def plot_lr_schedules(
     for name, lrs in schedules.items():
         lrs = np.asarray(lrs, dtype=float)
         ax.plot(np.arange(len(lrs)), lrs, linewidth=2, label=name)
-    ax.set_xlabel("エポック")
-    ax.set_ylabel("学習率")
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    ax.legend()
+    _label(ax, "エポック", "学習率", title)
     return finish(fig, path, show)
 
 
