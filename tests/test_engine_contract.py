@@ -159,9 +159,11 @@ def test_a_changed_output_is_detected_as_well():
 
 
 def test_changing_a_tensor_after_backward_is_fine():
-    _, opt, loss = _trained_once()
+    model, opt, loss = _trained_once()
     loss.backward()  # the second, last backward: before the step
+    before = model.W.data.copy()
     opt.step()
+    assert model.W._version == 1 and not np.array_equal(model.W.data, before)
 
 
 def test_in_place_change_of_a_leaf_that_requires_grad_while_recording_is_refused():
