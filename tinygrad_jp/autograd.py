@@ -177,18 +177,23 @@ class Function:
         # A graph node per call: an instance that already is one is copied. (getattr: a subclass's own
         # __init__ may not have called Function.__init__.)
         fn = self if getattr(self, "parents", None) is None else copy.copy(self)
+        arrays, needs, versions = [], [], []
+        for t in inputs:
+            arrays.append(t.data)
+            needs.append(t.requires_grad)
+            versions.append(t._version)
         try:
-            out = np.asarray(fn.forward(*[t.data for t in inputs]))
+            out = np.asarray(fn.forward(*arrays))
         except ValueError as e:
             raise _forward_error(fn, inputs, e) from None
         if _anomaly.enabled:
             _check_forward(fn, out)
-        needs = tuple([t.requires_grad for t in inputs])
         if not _grad.enabled or True not in needs or out.dtype.kind not in "fc":
             return Tensor._make(out, None)  # nothing to differentiate: a constant, not a node of the graph
         fn.parents = inputs
+        needs = tuple(needs)
         fn.needs = _NEEDS.setdefault(needs, needs)
-        fn.saved_versions = tuple([t._version for t in inputs])
+        fn.saved_versions = tuple(versions)
         return Tensor._make(out, fn)
 
 
@@ -313,13 +318,18 @@ def _call_backward(fn: Function, out: Tensor, g, create_graph: bool) -> list:
             f"trying to backward through the graph a second time (at {fn.name}): its intermediate "
             "values were freed after the first backward; pass retain_graph=True to the first call"
         )
-    if tuple([x._version for x in fn.parents]) != fn.saved_versions or out._version != 0:
+    arrays = []
+    for x, saved in zip(fn.parents, fn.saved_versions):
+        if x._version != saved:
+            raise _modified_error(fn, out)
+        arrays.append(x.data)
+    if out._version != 0:
         raise _modified_error(fn, out)
     try:
         if create_graph:
             result = fn.backward(g, out, *fn.parents)
         else:
-            result = fn.backward(g, out.data, *[x.data for x in fn.parents])
+            result = fn.backward(g, out.data, *arrays)
     except FloatingPointError as e:  # detect_anomaly found a NaN in an op inside a recorded backward
         raise FloatingPointError(f"detect_anomaly: in {fn.name}.backward: {e}") from None
     n = len(fn.parents)
