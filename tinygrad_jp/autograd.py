@@ -174,11 +174,9 @@ class Function:
         return f"<{self.name}>"
 
     def __call__(self, *inputs: Tensor) -> Tensor:
-        # A graph node per call: an instance that already is one is copied. (getattr: a subclass's own
-        # __init__ may not have called Function.__init__.)
-        fn = self if getattr(self, "parents", None) is None else copy.copy(self)
+        fn = self if getattr(self, "parents", None) is None else copy.copy(self)  # a new graph node per call
         arrays, needs, versions = [], [], []
-        for t in inputs:
+        for t in inputs:  # what forward computes on, which inputs want a gradient, their versions now
             arrays.append(t.data)
             needs.append(t.requires_grad)
             versions.append(t._version)
