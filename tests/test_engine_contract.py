@@ -163,7 +163,23 @@ def test_changing_a_tensor_after_backward_is_fine():
     loss.backward()  # the second, last backward: before the step
     before = model.W.data.copy()
     opt.step()
-    assert model.W._version == 1 and not np.array_equal(model.W.data, before)
+    assert not np.array_equal(model.W.data, before)
+    model.zero_grad()
+    (model(np.ones((2, 3))) ** 2).mean().backward()  # a graph made after the change runs as usual
+    assert model.W.grad is not None
+
+
+def test_a_change_before_the_forward_is_fine_and_one_after_it_is_not():
+    w = _leaf([1.0, 2.0])
+    with tg.no_grad():
+        w *= 3.0  # before the forward: the graph below is made from the new values
+    y = (w * w).sum()
+    y.backward(retain_graph=True)
+    np.testing.assert_array_equal(w.grad, [6.0, 12.0])
+    with tg.no_grad():
+        w -= 1.0
+    with pytest.raises(tg.BackwardError, match=r"Mul\.backward.*input 0"):
+        y.backward()
 
 
 def test_in_place_change_of_a_leaf_that_requires_grad_while_recording_is_refused():

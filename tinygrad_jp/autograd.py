@@ -150,12 +150,12 @@ class Function:
     書けば、どちらでもそのまま動き、2 階微分が得られる。
     返した勾配はエンジンが検査し (個数・形)、ブロードキャストで広がった軸の和をとって入力の形に戻す。
 
-    呼び出すと ``self.parents`` (入力テンソル)、``self.needs``、``self.saved_versions`` (入力の版) が
-    記録される。同じインスタンスを 2 度呼ぶと、2 度目はコピーが新しいノードになる。
+    呼び出すと ``self.parents`` (入力テンソル) と ``self.needs`` が記録される。
+    同じインスタンスを 2 度呼ぶと、2 度目はコピーが新しいノードになる。
     サブクラスで ``__init__`` を書くときは ``super().__init__()`` を呼ぶ (呼ばなくても正しく動くが少し遅い)。
     """
 
-    __slots__ = ("_where", "needs", "parents", "saved_versions")  # a graph may hold 10^5 nodes
+    __slots__ = ("_where", "needs", "parents")  # a graph may hold 10^5 nodes
 
     def __init__(self):
         self.parents = None  # None until a call makes it a node; then the inputs; () once backward released it
@@ -175,11 +175,10 @@ class Function:
 
     def __call__(self, *inputs: Tensor) -> Tensor:
         fn = self if getattr(self, "parents", None) is None else copy.copy(self)  # a new graph node per call
-        arrays, needs, versions = [], [], []
-        for t in inputs:  # what forward computes on, which inputs want a gradient, their versions now
+        arrays, needs = [], []
+        for t in inputs:  # what forward computes on, and which inputs want a gradient
             arrays.append(t.data)
             needs.append(t.requires_grad)
-            versions.append(t._version)
         try:
             out = np.asarray(fn.forward(*arrays))
         except ValueError as e:
@@ -191,7 +190,6 @@ class Function:
         fn.parents = inputs
         needs = tuple(needs)
         fn.needs = _NEEDS.setdefault(needs, needs)
-        fn.saved_versions = tuple(versions)
         return Tensor._make(out, fn)
 
 
@@ -317,11 +315,11 @@ def _call_backward(fn: Function, out: Tensor, g, create_graph: bool) -> list:
             "values were freed after the first backward; pass retain_graph=True to the first call"
         )
     arrays = []
-    for x, saved in zip(fn.parents, fn.saved_versions):
-        if x._version != saved:
+    for x in fn.parents:  # each input as the forward saw it: not changed in place since out was made
+        if x._version > out._seq:
             raise _modified_error(fn, out)
         arrays.append(x.data)
-    if out._version != 0:
+    if out._version > out._seq:
         raise _modified_error(fn, out)
     try:
         if create_graph:
@@ -340,13 +338,12 @@ def _call_backward(fn: Function, out: Tensor, g, create_graph: bool) -> list:
 
 
 def _modified_error(fn: Function, out: Tensor) -> BackwardError:
-    changed = [(f"input {i} ({_describe_tensor(x)})", x._version, saved)
-               for i, (x, saved) in enumerate(zip(fn.parents, fn.saved_versions)) if x._version != saved]
-    what, now, saved = changed[0] if changed else (f"its output ({_describe_tensor(out)})", out._version, 0)
+    changed = [f"input {i} ({_describe_tensor(x)})" for i, x in enumerate(fn.parents) if x._version > out._seq]
+    what = changed[0] if changed else f"its output ({_describe_tensor(out)})"
     return BackwardError(
-        f"a tensor needed by {fn.name}.backward was modified by an in-place operation: {what} is at "
-        f"version {now}, but the forward pass saved version {saved}. Call backward() before changing it "
-        "(e.g. before optimizer.step()), or compute the forward again"
+        f"a tensor needed by {fn.name}.backward was modified by an in-place operation: {what} was changed "
+        "after the forward pass that used it. Call backward() before changing it (e.g. before optimizer.step()), "
+        "or compute the forward again"
     )
 
 

@@ -146,7 +146,7 @@ class Layer:
         for name, value in arrays.items():
             if name in own:
                 own[name].data[...] = value
-                own[name]._version += 1  # a graph built before the load must not backward through new values
+                own[name]._mark_changed()  # a graph built before the load must not backward through new values
             else:
                 np.asarray(buffers[name])[...] = value
 

@@ -134,8 +134,13 @@ class Tensor:
         self.name = name
         self._hooks = None
         self._retain = False
-        self._version = 0  # bumped by every in-place change made through the library
-        self._seq = _next_seq()
+        self._seq = _next_seq()  # when it was made, on the clock that orders the graph
+        self._version = 0  # when .data was last changed in place through the library (0: never)
+
+    def _mark_changed(self) -> None:
+        """Record an in-place change of ``.data``: stamp it with the current time of the same clock that numbers
+        tensors. A graph made before the change can then tell (autograd checks ``_version > out._seq``)."""
+        self._version = _next_seq()
 
     @staticmethod
     def _make(data: np.ndarray, grad_fn: Any) -> Tensor:
@@ -391,11 +396,11 @@ class Tensor:
 
     # ------------------------------------------------------------------ in place
     # `w -= lr * w.grad` under no_grad() changes w.data itself (an optimizer written by hand) and
-    # bumps w's version, so that a backward which saved the old values refuses to run.
+    # marks w as changed, so that a backward through a graph made before the change refuses to run.
     def _in_place(self, other, ufunc, out_of_place) -> Tensor:
         if not _recorded(self, other):
             ufunc(self.data, _raw(other), out=self.data)
-            self._version += 1
+            self._mark_changed()
             return self
         if self._ctx is None:
             raise RuntimeError(
@@ -423,7 +428,7 @@ class Tensor:
                 "(tg.where, tg.concatenate) or change it inside `with tg.no_grad():`"
             )
         self.data[ops._normalize_index(index)] = _raw(value)
-        self._version += 1
+        self._mark_changed()
 
     # Comparisons are not differentiable: they return boolean ndarrays.
     def __lt__(self, other):

@@ -122,7 +122,7 @@ class Optimizer:
         self.t += 1
         for i, p in todo:
             self._apply(i, p.data, p.grad)
-            p._version += 1  # so a backward through a graph that saved the old weights can tell
+            p._mark_changed()  # so a backward through a graph made with the old weights can tell
 
     # ------------------------------------------------------------------ chapter style
     def update(self, params: dict[Any, np.ndarray], grads: dict[Any, np.ndarray]) -> None:
